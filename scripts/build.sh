@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Configures and builds c3po (Release) into ${C3PO_BUILD_DIR:-build}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir="${C3PO_BUILD_DIR:-build}"
+# ccache must ignore what differs between identical precompiled-header builds.
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+if [[ ! -f "$build_dir/build.ninja" ]]; then
+  cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${C3PO_BUILD_TYPE:-Release}" "$@"
+fi
+cmake --build "$build_dir" -j "${C3PO_JOBS:-$(nproc)}"

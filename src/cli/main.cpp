@@ -1,0 +1,28 @@
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <fmt/core.h>
+
+#include "cli/commands.h"
+#include "io/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"c3po: test-time expert re-mixing for Mixture-of-Experts language models"};
+  app.set_version_flag("--version", std::string("c3po ") + C3PO_VERSION);
+  app.require_subcommand(1);
+  c3po::cli::Action action;
+  c3po::cli::add_io_commands(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    return action ? action() : 0;
+  } catch (const c3po::Error& e) {
+    fmt::print(stderr, "c3po: error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "c3po: error: {}\n", e.what());
+    return 1;
+  }
+}
