@@ -1,0 +1,153 @@
+#pragma once
+// The MoE inference engine: exact forward of Hugging Face MoE checkpoints with router capture,
+// test-time routing overrides (method.md section 2), prefix states and cheap tail re-runs
+// (method.md section 7), and KV-cached greedy decoding.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace c3po::model {
+
+enum class Dtype { F32, BF16 };
+Dtype parse_dtype(const std::string& name);  // "f32" | "bf16"; anything else: c3po::Error
+const char* dtype_name(Dtype d);
+
+// Replaces the router's choice of one MoE layer at the LAST position of a prompt.
+// Hard mode (soft_set undefined): the router distribution becomes omega [E] (fp32, may require
+// grad); top-k of omega is selected, omega's entries are the mixing weights, then the
+// architecture's own renormalisation / scaling follow.
+// Soft mode (soft_set = int64 [s]): all experts in soft_set are mixed with weights omega[soft_set]
+// (renormalised over the set iff the architecture renormalises, then scaled).
+struct LayerOverride {
+  int moe_layer = 0;
+  torch::Tensor omega;     // [E] float32
+  torch::Tensor soft_set;  // undefined (hard) or [s] int64
+};
+
+struct RouteOverride {
+  std::vector<LayerOverride> layers;
+  bool empty() const { return layers.empty(); }
+  int min_moe_layer() const;  // -1 when empty
+};
+
+// What a MoE block decided for the routed rows it saw; handed to hooks.
+struct RouterEvent {
+  int moe_layer = 0;
+  int prompt = 0;           // index of the prompt in the batch
+  torch::Tensor probs;      // [T, E] float32 router distribution (before any override)
+  torch::Tensor topk_idx;   // [T, k] int64 (after override at the last position)
+  torch::Tensor topk_weight;  // [T, k] float32 final mixing weights (after renorm/scale)
+};
+
+// The one interface through which all router capture and override goes.
+struct RoutingHook {
+  virtual ~RoutingHook() = default;
+  // Called once per MoE layer per prompt, after routing.
+  virtual void on_router(const RouterEvent& event) {}
+  // An override for this prompt's last position in this MoE layer, or nullptr.
+  virtual const LayerOverride* override_last(int prompt, int moe_layer) { return nullptr; }
+};
+
+// From one forward of a prompt: what is needed to re-run ONLY its last token from MoE layer
+// `moe_layer` onwards (keys/values of positions < T-1 in decoder layers >= that MoE layer's
+// decoder layer, and the last token's hidden state entering that decoder layer).
+struct PrefixState {
+  int moe_layer = 0;
+  int decoder_layer = 0;
+  int64_t position = 0;            // index of the last token (= number of cached positions)
+  torch::Tensor hidden;            // [H], compute dtype
+  std::vector<torch::Tensor> keys;    // per decoder layer from decoder_layer: [kv_heads, position, d]
+  std::vector<torch::Tensor> values;  // idem
+  std::string fingerprint;         // the model it came from
+  std::size_t bytes() const;
+};
+
+struct ForwardOptions {
+  bool all_positions = false;          // logits of every position instead of the last only
+  std::vector<int64_t> vocab_rows;     // only these LM-head rows; empty = full vocabulary
+  bool capture = false;                // fill pathway / topk_idx / topk_weight
+  int embed_layer = -1;                // decoder layer whose output is mean-pooled; -1 = none
+  bool hidden_states = false;          // all hidden states per prompt [layers+1, T, H] (f32)
+  int keep_prefix_from = -1;           // MoE layer c: return one PrefixState per prompt; -1 none
+  std::vector<RouteOverride> overrides;  // empty, or one per prompt (entries may be empty)
+  RoutingHook* hook = nullptr;         // extra observer/override, called after the built-ins
+};
+
+struct ForwardResult {
+  // all_positions: [B, Tmax, V'] (rows past a prompt's length are zero); else [B, V'].
+  // float32; differentiable w.r.t. override tensors that require grad.
+  torch::Tensor logits;
+  std::vector<int64_t> lengths;
+  torch::Tensor pathway;      // [B, L_moe, E] float32 router distribution at the last position
+  torch::Tensor topk_idx;     // [B, L_moe, k] int64 selected experts at the last position
+  torch::Tensor topk_weight;  // [B, L_moe, k] float32 final mixing weights
+  torch::Tensor embedding;    // [B, H] float32 (embed_layer >= 0)
+  std::vector<torch::Tensor> hidden_states;  // per prompt [layers+1, T, H] float32
+  std::vector<PrefixState> prefixes;
+};
+
+// Incremental decoding state of one sequence.
+struct KvCache {
+  std::vector<torch::Tensor> keys, values;  // per decoder layer [kv_heads, n, d]
+  int64_t length = 0;
+};
+
+class ModelImpl;
+
+class MoeModel {
+ public:
+  // Loads a Hugging Face folder (config.json + safetensors, single or sharded). Weights in the
+  // compute dtype are memory-mapped views, not copies.
+  static std::unique_ptr<MoeModel> load(const std::string& folder, Dtype dtype = Dtype::BF16);
+  // Builds a model from tensors in memory (HF names); for benchmarks and tests.
+  static std::unique_ptr<MoeModel> from_tensors(const ModelConfig& config,
+                                                std::map<std::string, torch::Tensor> tensors,
+                                                Dtype dtype = Dtype::BF16);
+  ~MoeModel();
+  MoeModel(const MoeModel&) = delete;
+  MoeModel& operator=(const MoeModel&) = delete;
+
+  const ModelConfig& config() const;
+  Dtype dtype() const;
+  int num_moe_layers() const;
+  int num_experts() const;
+  int top_k() const;
+  // Stable hash of config + tensor names/shapes/dtypes + a sample of weight bytes.
+  std::string fingerprint() const;
+  std::size_t weight_bytes() const;      // bytes of the weights as used for compute
+  int64_t parameter_count() const;       // all parameters
+  int64_t active_parameter_count() const;  // parameters used by one token
+
+  ForwardResult forward(const std::vector<std::vector<int64_t>>& prompts,
+                        const ForwardOptions& options = {}) const;
+
+  // Re-runs the last token of a prompt from its prefix state under `route` (whose layers must be
+  // >= state.moe_layer) and returns the logits [V'] (float32) of vocab_rows (empty = all).
+  // Equals forward() of the same prompt with the same override; differentiable w.r.t. omega.
+  torch::Tensor tail(const PrefixState& state, const RouteOverride& route,
+                     const std::vector<int64_t>& vocab_rows) const;
+  // Same for several prefix states (any lengths) under one override: [N, V'].
+  torch::Tensor tail(const std::vector<const PrefixState*>& states, const RouteOverride& route,
+                     const std::vector<int64_t>& vocab_rows) const;
+
+  // Appends tokens to the cache and returns the logits [V] (float32) of the last one.
+  torch::Tensor decode(KvCache& cache, const std::vector<int64_t>& tokens) const;
+  // Greedy decoding; on_token is called per generated token and may return false to stop.
+  // Stops at an eos token of the config or after max_tokens.
+  std::vector<int64_t> generate(const std::vector<int64_t>& prompt, int max_tokens,
+                                const std::function<bool(int64_t)>& on_token = {}) const;
+
+ private:
+  explicit MoeModel(std::unique_ptr<ModelImpl> impl);
+  std::unique_ptr<ModelImpl> impl_;
+};
+
+}  // namespace c3po::model
