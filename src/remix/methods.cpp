@@ -1,0 +1,196 @@
+#include "remix/methods.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "io/error.h"
+
+namespace c3po::remix {
+
+torch::Tensor item_loss(Scorer& s, const torch::Tensor& omega, const std::optional<torch::Tensor>& soft_sets) {
+  auto logits = s.logits(omega, soft_sets).to(torch::kFloat).reshape({1, -1});
+  auto target = torch::full({1}, s.gold_class(), torch::kLong);
+  return torch::nn::functional::cross_entropy(logits, target);
+}
+
+CoreParameterisation::CoreParameterisation(const torch::Tensor& omega0, int core_experts) {
+  if (omega0.dim() != 2) throw Error("", "omega0", "expected a [critical layers, experts] pathway");
+  omega0_ = omega0.detach().to(torch::kFloat);
+  const int64_t n = std::clamp<int64_t>(core_experts, 1, omega0_.size(1));
+  core_ = std::get<1>(omega0_.topk(n, /*dim=*/1));
+  mass_ = omega0_.gather(1, core_).sum(1, /*keepdim=*/true);
+}
+
+torch::Tensor CoreParameterisation::initial_theta() const {
+  // A floor keeps log() finite for experts the router gave (numerically) zero probability.
+  return omega0_.gather(1, core_).clamp_min(1e-30).log();
+}
+
+torch::Tensor CoreParameterisation::omega(const torch::Tensor& theta) const {
+  return omega0_.scatter(1, core_, mass_ * torch::softmax(theta, 1));
+}
+
+double neighbourhood_loss(const torch::Tensor& omega, const std::vector<WeightedScorer>& neighbours, bool) {
+  torch::NoGradGuard no_grad;
+  double num = 0, den = 0;
+  for (const auto& n : neighbours) {
+    if (n.weight <= 0) continue;
+    num += n.weight * item_loss(*n.scorer, omega, std::nullopt).item<double>();
+    den += n.weight;
+  }
+  return den > 0 ? num / den : std::numeric_limits<double>::quiet_NaN();
+}
+
+namespace {
+
+double total_weight(const std::vector<WeightedScorer>& neighbours) {
+  double w = 0;
+  for (const auto& n : neighbours) w += std::max(0.0, n.weight);
+  return w;
+}
+
+// Gradient descent on theta for `objective(omega)`; returns every iterate's objective and omega.
+template <class Objective>
+void descend(const CoreParameterisation& p, const RemixOptions& opt, Objective&& objective,
+             std::vector<double>& losses, std::vector<torch::Tensor>& iterates) {
+  auto theta = p.initial_theta().clone().requires_grad_(true);
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  if (opt.opt.optimizer == OptimizerKind::Adam)
+    optimizer = std::make_unique<torch::optim::Adam>(std::vector<torch::Tensor>{theta},
+                                                     torch::optim::AdamOptions(opt.opt.lr));
+  else
+    optimizer = std::make_unique<torch::optim::SGD>(std::vector<torch::Tensor>{theta},
+                                                    torch::optim::SGDOptions(opt.opt.lr));
+  const std::optional<torch::Tensor> soft =
+      opt.opt.topk == TopKMode::Soft ? std::optional<torch::Tensor>(p.core()) : std::nullopt;
+  for (int step = 0; step < opt.opt.steps; ++step) {
+    for (auto& group : optimizer->param_groups()) group.options().set_lr(opt.opt.lr_at(step));
+    optimizer->zero_grad();
+    auto omega = p.omega(theta);
+    torch::Tensor loss = objective(omega, soft);
+    loss.backward();
+    losses.push_back(loss.item<double>());
+    iterates.push_back(omega.detach());
+    optimizer->step();
+  }
+  iterates.push_back(p.omega(theta).detach());
+}
+
+}  // namespace
+
+RemixResult ngd(const torch::Tensor& omega0, const std::vector<WeightedScorer>& neighbours,
+                const RemixOptions& opt) {
+  RemixResult r;
+  r.omega = omega0.detach().to(torch::kFloat);
+  const double wsum = total_weight(neighbours);
+  if (neighbours.empty() || !(wsum > 0) || opt.opt.steps <= 0) return r;
+  CoreParameterisation p(omega0, opt.core_experts);
+  std::vector<torch::Tensor> iterates;
+  descend(
+      p, opt,
+      [&](const torch::Tensor& omega, const std::optional<torch::Tensor>& soft) {
+        torch::Tensor total;
+        for (const auto& n : neighbours) {
+          if (n.weight <= 0) continue;
+          auto l = item_loss(*n.scorer, omega, soft) * (n.weight / wsum);
+          total = total.defined() ? total + l : l;
+          ++r.evaluations;
+        }
+        return total;
+      },
+      r.losses, iterates);
+  r.omega = iterates.back();
+  return r;
+}
+
+RemixResult oracle(const torch::Tensor& omega0, Scorer& self, const RemixOptions& opt) {
+  RemixResult r;
+  r.omega = omega0.detach().to(torch::kFloat);
+  if (opt.opt.steps <= 0) return r;
+  CoreParameterisation p(omega0, opt.core_experts);
+  std::vector<torch::Tensor> iterates;
+  descend(
+      p, opt,
+      [&](const torch::Tensor& omega, const std::optional<torch::Tensor>& soft) {
+        ++r.evaluations;
+        return item_loss(self, omega, soft);
+      },
+      r.losses, iterates);
+  // Judge every iterate by the loss the answer is given with (hard top-k), keep the best.
+  torch::NoGradGuard no_grad;
+  double best = std::numeric_limits<double>::infinity();
+  for (const auto& omega : iterates) {
+    const double l = item_loss(self, omega, std::nullopt).item<double>();
+    ++r.evaluations;
+    if (l < best) {
+      best = l;
+      r.omega = omega;
+    }
+  }
+  return r;
+}
+
+RemixResult kernel_regression(const torch::Tensor& omega0, const torch::Tensor& neighbour_pathways,
+                              const std::vector<WeightedScorer>& neighbours, const RemixOptions& opt) {
+  RemixResult r;
+  const auto w0 = omega0.detach().to(torch::kFloat);
+  r.omega = w0;
+  const double wsum = total_weight(neighbours);
+  if (neighbours.empty() || !(wsum > 0)) return r;
+  if (neighbour_pathways.size(0) != static_cast<int64_t>(neighbours.size()))
+    throw Error("", "kernel_regression", "one pathway per neighbour expected");
+  std::vector<float> weights;
+  for (const auto& n : neighbours) weights.push_back(static_cast<float>(std::max(0.0, n.weight) / wsum));
+  auto k = torch::tensor(weights).view({-1, 1, 1});
+  const auto omega_hat = (k * neighbour_pathways.to(torch::kFloat)).sum(0);
+  auto mix = [&](double a) { return a * w0 + (1 - a) * omega_hat; };
+  if (opt.fixed_alpha) {
+    r.alpha = *opt.fixed_alpha;
+    r.omega = mix(*opt.fixed_alpha);
+    return r;
+  }
+  // From alpha = 1 (the base pathway) down, a strictly lower objective is needed to move: ties
+  // keep the pathway closer to the model's own.
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 10; i >= 0; --i) {
+    const double a = i / 10.0;
+    const double l = neighbourhood_loss(mix(a), neighbours);
+    r.evaluations += static_cast<int>(neighbours.size());
+    r.losses.push_back(l);
+    if (l < best) {
+      best = l;
+      r.alpha = a;
+    }
+  }
+  std::reverse(r.losses.begin(), r.losses.end());  // losses[i] belongs to alpha = i / 10
+  r.omega = mix(*r.alpha);
+  return r;
+}
+
+RemixResult mode_finding(const torch::Tensor& omega0, const torch::Tensor& reference_pathways,
+                         const RemixOptions& opt) {
+  RemixResult r;
+  auto omega = omega0.detach().to(torch::kFloat);
+  r.omega = omega;
+  const int64_t n = reference_pathways.size(0);
+  if (n == 0) return r;
+  const auto refs = reference_pathways.to(torch::kFloat).reshape({n, -1});
+  const int64_t k = std::min<int64_t>(std::max(1, opt.neighbours.k), n);
+  for (int it = 0; it < opt.mode_iterations; ++it) {
+    const auto d = (refs - omega.reshape({1, -1})).norm(2, 1);
+    auto [dk, idx] = d.topk(k, 0, /*largest=*/false);
+    auto sorted = std::get<0>(dk.sort());
+    const double h = k % 2 ? sorted[k / 2].item<double>()
+                           : 0.5 * (sorted[k / 2 - 1].item<double>() + sorted[k / 2].item<double>());
+    torch::Tensor w = h > 1e-12 ? torch::exp(-dk.square() / (2 * h * h)) : torch::ones_like(dk);
+    w = w / w.sum();
+    const auto bar = (w.view({-1, 1}) * refs.index_select(0, idx)).sum(0).view_as(omega);
+    omega = opt.mode_alpha * omega + (1 - opt.mode_alpha) * bar;
+    r.losses.push_back(dk.mean().item<double>());
+  }
+  r.omega = omega;
+  return r;
+}
+
+}  // namespace c3po::remix

@@ -1,0 +1,76 @@
+#pragma once
+// The four re-mixing algorithms of method.md section 6, over an abstract view of the model:
+// a Scorer gives an item's option-letter logits under an override of the critical layers.
+// Pathways here are [C, E]: the router distributions of the C critical layers only.
+#include <torch/torch.h>
+
+#include <optional>
+#include <vector>
+
+#include "remix/options.h"
+
+namespace c3po::remix {
+
+// One multiple-choice item that can be re-run under a routing override (through the engine's
+// tail re-run from its PrefixState).
+class Scorer {
+ public:
+  virtual ~Scorer() = default;
+  // Logits over the scored classes (the option letters, or the full vocabulary) at the item's last
+  // position, with the critical layers routed by omega [C, E]. soft_sets [C, n] (int64): mix all
+  // these experts instead of the top-k. Differentiable with respect to omega.
+  virtual torch::Tensor logits(const torch::Tensor& omega, const std::optional<torch::Tensor>& soft_sets) = 0;
+  // The index of the gold class among those logits.
+  virtual int64_t gold_class() const = 0;
+};
+
+// Cross-entropy of the gold class.
+torch::Tensor item_loss(Scorer& s, const torch::Tensor& omega, const std::optional<torch::Tensor>& soft_sets);
+
+struct WeightedScorer {
+  Scorer* scorer;
+  double weight;  // kernel weight; normalised inside the objective
+};
+
+// The core-expert parameterisation: omega(theta)[core] = m * softmax(theta), other entries kept.
+class CoreParameterisation {
+ public:
+  CoreParameterisation(const torch::Tensor& omega0, int core_experts);
+  torch::Tensor initial_theta() const;                 // log omega0[core], [C, n]
+  torch::Tensor omega(const torch::Tensor& theta) const;  // [C, E]
+  const torch::Tensor& core() const { return core_; }  // [C, n] int64
+
+ private:
+  torch::Tensor omega0_, core_, mass_;
+};
+
+struct RemixResult {
+  torch::Tensor omega;             // [C, E], the pathway the item is answered with
+  std::vector<double> losses;      // objective per step (NGD, oracle) or per alpha (kernel)
+  std::optional<double> alpha;     // kernel regression
+  int evaluations = 0;             // tail re-runs spent
+};
+
+// Neighbourhood gradient descent: minimise sum_i K_i loss_i(omega(theta)) / sum_i K_i.
+RemixResult ngd(const torch::Tensor& omega0, const std::vector<WeightedScorer>& neighbours,
+                const RemixOptions& opt);
+
+// NGD on the item's own loss with its true label: an upper bound, never a deployable method.
+// Returns the iterate with the lowest own loss, so it never ends worse than it started.
+RemixResult oracle(const torch::Tensor& omega0, Scorer& self, const RemixOptions& opt);
+
+// Kernel regression: omega_hat = sum K_i omega_i / sum K_i, answer with a*omega0 + (1-a)*omega_hat,
+// a from the grid {0, 0.1, ..., 1} minimising the NGD objective (or opt.fixed_alpha).
+// neighbour_pathways: [k, C, E]; weights: k kernel weights.
+RemixResult kernel_regression(const torch::Tensor& omega0, const torch::Tensor& neighbour_pathways,
+                              const std::vector<WeightedScorer>& neighbours, const RemixOptions& opt);
+
+// Mode finding: mean shift in pathway space over reference pathways [N, C, E], labels unused.
+RemixResult mode_finding(const torch::Tensor& omega0, const torch::Tensor& reference_pathways,
+                         const RemixOptions& opt);
+
+// The NGD objective at omega (no gradient): sum_i K_i loss_i / sum_i K_i.
+double neighbourhood_loss(const torch::Tensor& omega, const std::vector<WeightedScorer>& neighbours,
+                          bool full_precision = true);
+
+}  // namespace c3po::remix

@@ -1,0 +1,164 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "remix/methods.h"
+
+using namespace c3po::remix;
+
+namespace {
+
+// A differentiable stand-in for a model: hard top-k of each layer's omega, then a fixed linear map
+// to class logits. Enough structure for the methods' invariants; the engine tests cover the model.
+class LinearScorer : public Scorer {
+ public:
+  LinearScorer(int64_t layers, int64_t experts, int64_t classes, int64_t gold, int top_k, uint64_t seed)
+      : gold_(gold), top_k_(top_k) {
+    torch::manual_seed(seed);
+    map_ = torch::randn({classes, layers * experts}, torch::kDouble) * 3;
+  }
+  torch::Tensor logits(const torch::Tensor& omega, const std::optional<torch::Tensor>& soft) override {
+    ++calls;
+    torch::Tensor routed;
+    if (soft) {
+      routed = torch::zeros_like(omega).scatter(1, *soft, omega.gather(1, *soft));
+    } else {
+      auto idx = std::get<1>(omega.topk(top_k_, 1));
+      routed = torch::zeros_like(omega).scatter(1, idx, omega.gather(1, idx));
+    }
+    return torch::matmul(map_, routed.reshape({-1}).to(torch::kDouble));
+  }
+  int64_t gold_class() const override { return gold_; }
+  int calls = 0;
+
+ private:
+  torch::Tensor map_;
+  int64_t gold_;
+  int top_k_;
+};
+
+torch::Tensor random_pathway(int64_t layers, int64_t experts, uint64_t seed) {
+  torch::manual_seed(seed);
+  return torch::softmax(torch::randn({layers, experts}) * 2, 1);
+}
+
+RemixOptions options(int core = 6) {
+  RemixOptions o;
+  o.core_experts = core;
+  return o;
+}
+
+}  // namespace
+
+TEST(CoreParameterisation, StartsExactlyAtOmega0AndStaysADistribution) {
+  auto w0 = random_pathway(3, 10, 1);
+  CoreParameterisation p(w0, 4);
+  EXPECT_TRUE(torch::allclose(p.omega(p.initial_theta()), w0, 1e-6, 1e-7));
+  auto moved = p.omega(p.initial_theta() + torch::randn({3, 4}));
+  EXPECT_TRUE(torch::allclose(moved.sum(1), torch::ones({3}), 1e-5, 1e-6));
+  // Non-core entries are untouched.
+  auto non_core = torch::ones({3, 10}, torch::kBool).scatter(1, p.core(), false);
+  EXPECT_TRUE(torch::equal(moved.masked_select(non_core), w0.masked_select(non_core)));
+  // Core = the top-4 of omega0 in each layer.
+  auto expected = std::get<1>(w0.topk(4, 1));
+  EXPECT_TRUE(torch::equal(std::get<0>(p.core().sort(1)), std::get<0>(expected.sort(1))));
+}
+
+TEST(Ngd, ZeroStepsReproduceBase) {
+  auto w0 = random_pathway(2, 8, 2);
+  LinearScorer s(2, 8, 4, 1, 2, 3);
+  auto o = options();
+  o.opt.steps = 0;
+  auto r = ngd(w0, {{&s, 1.0}}, o);
+  EXPECT_TRUE(torch::equal(r.omega, w0));
+  EXPECT_EQ(s.calls, 0);
+}
+
+TEST(Ngd, LowersTheNeighbourhoodObjective) {
+  auto w0 = random_pathway(2, 8, 4);
+  LinearScorer a(2, 8, 4, 0, 2, 5), b(2, 8, 4, 0, 2, 6);
+  auto o = options();
+  o.opt.steps = 30;
+  o.opt.lr = 0.1;
+  for (auto mode : {TopKMode::Hard, TopKMode::Soft}) {
+    o.opt.topk = mode;
+    std::vector<WeightedScorer> nb = {{&a, 0.7}, {&b, 0.3}};
+    auto r = ngd(w0, nb, o);
+    ASSERT_EQ(r.losses.size(), 30u);
+    EXPECT_LT(r.losses.back(), r.losses.front());
+    if (mode == TopKMode::Hard) EXPECT_LT(neighbourhood_loss(r.omega, nb), neighbourhood_loss(w0, nb));
+    EXPECT_TRUE(torch::allclose(r.omega.sum(1), torch::ones({2}), 1e-5, 1e-6));
+  }
+}
+
+TEST(Ngd, ObjectiveWeightsAreNormalised) {
+  auto w0 = random_pathway(2, 8, 7);
+  LinearScorer a(2, 8, 4, 2, 2, 8), b(2, 8, 4, 1, 2, 9);
+  auto r1 = ngd(w0, {{&a, 1.0}, {&b, 3.0}}, options());
+  auto r2 = ngd(w0, {{&a, 0.25}, {&b, 0.75}}, options());
+  EXPECT_TRUE(torch::allclose(r1.omega, r2.omega, 1e-5, 1e-7));
+  EXPECT_NEAR(r1.losses[0], r2.losses[0], 1e-9);
+}
+
+TEST(Oracle, NeverEndsWorseThanItStarted) {
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    auto w0 = random_pathway(3, 10, 100 + seed);
+    LinearScorer s(3, 10, 5, seed % 5, 3, 200 + seed);
+    auto o = options(5);
+    o.opt.lr = 0.5;  // large steps overshoot: the guard matters
+    auto r = oracle(w0, s, o);
+    torch::NoGradGuard g;
+    EXPECT_LE(item_loss(s, r.omega, std::nullopt).item<double>(),
+              item_loss(s, w0, std::nullopt).item<double>() + 1e-12);
+  }
+}
+
+TEST(KernelRegression, AlphaOneReproducesBaseAndAlphaZeroIsTheWeightedMean) {
+  auto w0 = random_pathway(2, 6, 10);
+  auto p1 = random_pathway(2, 6, 11), p2 = random_pathway(2, 6, 12);
+  LinearScorer a(2, 6, 3, 0, 2, 13), b(2, 6, 3, 1, 2, 14);
+  std::vector<WeightedScorer> nb = {{&a, 2.0}, {&b, 6.0}};
+  auto o = options();
+  o.fixed_alpha = 1.0;
+  EXPECT_TRUE(torch::allclose(kernel_regression(w0, torch::stack({p1, p2}), nb, o).omega, w0));
+  o.fixed_alpha = 0.0;
+  EXPECT_TRUE(torch::allclose(kernel_regression(w0, torch::stack({p1, p2}), nb, o).omega,
+                              0.25 * p1 + 0.75 * p2, 1e-6, 1e-7));
+}
+
+TEST(KernelRegression, GridPicksTheAlphaWithTheLowestObjective) {
+  auto w0 = random_pathway(2, 6, 20);
+  auto p1 = random_pathway(2, 6, 21);
+  LinearScorer a(2, 6, 3, 2, 2, 22);
+  std::vector<WeightedScorer> nb = {{&a, 1.0}};
+  auto r = kernel_regression(w0, p1.unsqueeze(0), nb, options());
+  ASSERT_TRUE(r.alpha.has_value());
+  ASSERT_EQ(r.losses.size(), 11u);
+  for (int i = 0; i <= 10; ++i) {
+    const double l = neighbourhood_loss(i / 10.0 * w0 + (1 - i / 10.0) * p1, nb);
+    EXPECT_NEAR(r.losses[i], l, 1e-9);
+    EXPECT_LE(r.losses[static_cast<int>(std::lround(*r.alpha * 10))], l);
+  }
+}
+
+TEST(ModeFinding, ConvergesGeometricallyToASingleMode) {
+  // All references at one pathway R: each step halves the distance, so after T steps
+  // omega = R + 0.5^T (omega0 - R) exactly.
+  auto w0 = random_pathway(2, 5, 30);
+  auto R = random_pathway(2, 5, 31);
+  auto refs = torch::stack({R, R, R, R});
+  auto o = options();
+  o.mode_iterations = 4;
+  auto r = mode_finding(w0, refs, o);
+  EXPECT_TRUE(torch::allclose(r.omega, R + std::pow(0.5, 4) * (w0 - R), 1e-6, 1e-7));
+}
+
+TEST(ModeFinding, UsesOnlyTheKNearestReferences) {
+  auto w0 = random_pathway(1, 4, 40);
+  auto near = w0 + 0.01 * (random_pathway(1, 4, 41) - w0);
+  auto far = random_pathway(1, 4, 42);
+  auto o = options();
+  o.neighbours.k = 1;
+  o.mode_iterations = 1;
+  auto r = mode_finding(w0, torch::stack({far, near}), o);
+  EXPECT_TRUE(torch::allclose(r.omega, 0.5 * w0 + 0.5 * near, 1e-6, 1e-7));
+}
