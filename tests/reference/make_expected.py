@@ -51,6 +51,19 @@ def load_tokenizer(folder):
     return tok
 
 
+TOKENIZER_TEXTS = [
+    "The river runs past the old mill.",
+    "Question: Which season comes after winter?\nA. summer\nB. spring\nAnswer:",
+    "  leading spaces, trailing spaces   ",
+    "it's they'll we've I'm you'd DON'T",
+    "numbers 12345 and 3.14, symbols #@! ...",
+    "tabs\tand\n\nnewlines \n  mixed",
+    "caf\u00e9 na\u00efve \u00fcber \u65e5\u672c\u8a9e \U0001F600",
+    "before<|endoftext|>after <|endoftext|>",
+    "",
+]
+
+
 def dirichlet_with_clear_topk(rng, num_experts, k):
     """A Dirichlet(0.7) sample in fp32 whose k-th and (k+1)-th largest entries are well apart."""
     while True:
@@ -109,6 +122,11 @@ def main():
     ap.add_argument("--only", nargs="*", default=MODEL_TYPES)
     args = ap.parse_args()
     torch.set_num_threads(1)     # deterministic summation order
+    tok = load_tokenizer(os.path.join(args.data, MODEL_TYPES[0]))
+    cases = [{"text": t, "ids": tok.encode(t)} for t in TOKENIZER_TEXTS]
+    assert all(tok.decode(c["ids"]) == c["text"] for c in cases)
+    with open(os.path.join(args.data, "tokenizer_cases.json"), "w", encoding="utf-8") as f:
+        f.write("[\n" + ",\n".join(json.dumps(c, ensure_ascii=False) for c in cases) + "\n]\n")
     for mi, model_type in enumerate(args.only):
         folder = os.path.join(args.data, model_type)
         model = MoEModel(folder)
