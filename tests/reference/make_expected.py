@@ -21,6 +21,9 @@ Per case i (three fixed prompts; F32 / I64 only):
   case{i}.loss_override []           cross-entropy of gold over softmax(logits[last, letters]) with
                                      the hard override (fp64 model, stored as F32)
   case{i}.grad_omega [m, E]          d loss_override / d override_omega (fp64 autograd)
+  case{i}.greedy_ids [n] I64         greedy continuation of the prompt (fp32, KV-cached), up to 8
+                                     tokens, stopping after eos; cut before any step whose top-2
+                                     logit margin is < 1e-3 or whose router top-k gap is < 1e-4
 """
 
 import argparse
@@ -34,10 +37,11 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from byte_bpe import ByteBPE  # noqa: E402
 from make_tiny_models import EXPECTED_PROMPTS as PROMPTS  # noqa: E402
-from moe_reference import MoEModel, write_safetensors  # noqa: E402
+from moe_reference import KVCache, MoEModel, write_safetensors  # noqa: E402
 
 MODEL_TYPES = ["olmoe", "qwen2_moe", "qwen3_moe", "mixtral", "deepseek"]
 SOFT_SET_SIZE = 5
+GREEDY_TOKENS = 8
 OVERRIDE_LAYERS = 2
 
 
@@ -71,6 +75,35 @@ def dirichlet_with_clear_topk(rng, num_experts, k):
         s = np.sort(w)[::-1]
         if s[k - 1] - s[k] > 1e-3:
             return torch.from_numpy(w)
+
+
+def min_router_gap(result, k):
+    gaps = [(s[:, k - 1] - s[:, k]).min().item()
+            for s in (torch.sort(p, dim=-1, descending=True).values for p in result.router_probs)]
+    return min(gaps) if gaps else float("inf")
+
+
+def greedy(model, ids):
+    """Greedy tokens after ids, cut before the first step an engine could reasonably resolve
+    differently (near-tied logits or near-tied router choices)."""
+    eos = model.config.get("eos_token_id")
+    eos = set(eos if isinstance(eos, list) else [eos])
+    cache = KVCache(model.spec.num_layers)
+    res = model.forward(ids, cache=cache)
+    out = []
+    while len(out) < GREEDY_TOKENS:
+        top2 = torch.topk(res.logits[-1], 2).values
+        if float(top2[0] - top2[1]) < 1e-3:
+            break
+        nxt = int(torch.argmax(res.logits[-1]))
+        step = model.forward(torch.tensor([nxt]), cache=cache)
+        if min_router_gap(step, model.spec.top_k) < 1e-4:
+            break
+        out.append(nxt)
+        if nxt in eos:
+            break
+        res = step
+    return torch.tensor(out, dtype=torch.int64)
 
 
 def letter_loss(logits_last, letters, gold):
@@ -112,6 +145,7 @@ def make_case(model, ids, seed):
     loss.backward()
     out["loss_override"] = loss.detach().float()
     out["grad_omega"] = omega64.grad.float()
+    out["greedy_ids"] = greedy(model, ids)
     return out
 
 
@@ -143,7 +177,8 @@ def main():
                   f"max router p={case['router_probs'].max():.3f} "
                   f"|logits_f32-logits_bf16|max={(case['logits_f32'] - case['logits_bf16']).abs().max():.3g} "
                   f"|logits_override-base|max={(case['logits_override'] - case['logits_f32'][-1]).abs().max():.3g} "
-                  f"loss={case['loss_override']:.4f} |grad|max={case['grad_omega'].abs().max():.3g}")
+                  f"loss={case['loss_override']:.4f} |grad|max={case['grad_omega'].abs().max():.3g} "
+                  f"greedy={case['greedy_ids'].tolist()}")
         path = os.path.join(folder, "expected.safetensors")
         write_safetensors(path, tensors, metadata={"generator": "tests/reference/make_expected.py"})
         print(f"{model_type}: wrote {path} ({os.path.getsize(path) / 1e3:.0f} kB)")
