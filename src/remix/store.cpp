@@ -1,0 +1,242 @@
+#include "remix/store.h"
+
+#include <cstring>
+
+#include "io/error.h"
+#include "io/safetensors.h"
+
+namespace c3po::remix {
+
+namespace {
+
+constexpr const char* kStoreFormat = "c3po-reference-store/1";
+// Tensors in checksum order.
+constexpr const char* kTensorNames[] = {"embeddings", "pathways", "gold", "base_loss", "correct", "source",
+                                        "item_offsets", "items"};
+
+io::DType to_io(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat: return io::DType::F32;
+    case torch::kHalf: return io::DType::F16;
+    case torch::kLong: return io::DType::I64;
+    case torch::kInt: return io::DType::I32;
+    case torch::kByte: return io::DType::U8;
+    default: throw Error("", "store", "unsupported tensor type");
+  }
+}
+
+torch::ScalarType to_torch(io::DType t) {
+  switch (t) {
+    case io::DType::F32: return torch::kFloat;
+    case io::DType::F16: return torch::kHalf;
+    case io::DType::I64: return torch::kLong;
+    case io::DType::I32: return torch::kInt;
+    case io::DType::U8: return torch::kByte;
+    default: throw Error("", "store", "unsupported tensor type");
+  }
+}
+
+std::string hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+}  // namespace
+
+uint64_t checksum64(const void* data, std::size_t n, uint64_t seed) {
+  // Word-at-a-time multiply-xorshift mixing (in the spirit of xxHash/wyhash): ~GB/s, so verifying a
+  // store of 50,000 OLMoE pathways costs a fraction of its load time.
+  const auto* p = static_cast<const unsigned char*>(data);
+  uint64_t h = seed ^ (0x9E3779B97F4A7C15ull * (n + 1));
+  auto mix = [](uint64_t x) {
+    x ^= x >> 32;
+    x *= 0xD6E8FEB86659FD93ull;
+    x ^= x >> 32;
+    return x;
+  };
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    h = (h ^ mix(w + 0x9E3779B97F4A7C15ull)) * 0xFF51AFD7ED558CCDull;
+  }
+  uint64_t tail = 0;
+  for (std::size_t j = 0; i + j < n; ++j) tail |= static_cast<uint64_t>(p[i + j]) << (8 * j);
+  h = (h ^ mix(tail + n)) * 0xC4CEB9FE1A85EC53ull;
+  return mix(h);
+}
+
+nlohmann::json ReferenceItem::to_json() const {
+  nlohmann::json j = {{"id", id}, {"source", source}, {"question", question}, {"choices", choices}, {"gold", gold}};
+  if (!context.empty()) j["context"] = context;
+  if (!subject.empty()) j["subject"] = subject;
+  return j;
+}
+
+ReferenceItem ReferenceItem::from_json(const nlohmann::json& j, const std::string& file) {
+  ReferenceItem r;
+  try {
+    r.id = j.at("id").get<std::string>();
+    r.source = j.at("source").get<std::string>();
+    r.question = j.at("question").get<std::string>();
+    r.choices = j.at("choices").get<std::vector<std::string>>();
+    r.gold = j.at("gold").get<int>();
+    r.context = j.value("context", "");
+    r.subject = j.value("subject", "");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(file, "items", std::string("malformed reference item: ") + e.what());
+  }
+  return r;
+}
+
+void ReferenceStore::write(const std::string& path, const StoreIdentity& identity, const StoreCounts& counts,
+                           const std::vector<std::string>& datasets, const StoreRows& rows, bool half_pathways) {
+  const int64_t n = rows.size();
+  if (static_cast<int64_t>(rows.embeddings.size()) != n || static_cast<int64_t>(rows.pathways.size()) != n ||
+      static_cast<int64_t>(rows.base_loss.size()) != n || static_cast<int64_t>(rows.correct.size()) != n)
+    throw Error(path, "rows", "items, embeddings, pathways, losses and flags differ in count");
+  if (n == 0) throw Error(path, "rows", "no reference was answered correctly: nothing to store");
+  std::map<std::string, int> source_of;
+  for (std::size_t i = 0; i < datasets.size(); ++i) source_of[datasets[i]] = static_cast<int>(i);
+
+  auto emb = torch::stack(rows.embeddings).to(torch::kFloat).contiguous();
+  emb = emb / emb.norm(2, 1, true).clamp_min(1e-12);
+  auto paths = torch::stack(rows.pathways).to(half_pathways ? torch::kHalf : torch::kFloat).contiguous();
+  std::vector<int64_t> gold;
+  std::vector<int32_t> source;
+  std::vector<int64_t> offsets{0};
+  std::string items;
+  for (const auto& it : rows.items) {
+    auto s = source_of.find(it.source);
+    if (s == source_of.end()) throw Error(path, "source", "item " + it.id + " names an unlisted dataset " + it.source);
+    gold.push_back(it.gold);
+    source.push_back(s->second);
+    items += it.to_json().dump();
+    items += '\n';
+    offsets.push_back(static_cast<int64_t>(items.size()));
+  }
+  auto gold_t = torch::tensor(gold, torch::kLong);
+  auto loss_t = torch::tensor(rows.base_loss, torch::kFloat);
+  auto correct_t = torch::from_blob(const_cast<uint8_t*>(rows.correct.data()), {n}, torch::kByte).clone();
+  auto source_t = torch::from_blob(source.data(), {n}, torch::kInt).clone();
+  auto offsets_t = torch::tensor(offsets, torch::kLong);
+  auto items_t = torch::from_blob(items.data(), {static_cast<int64_t>(items.size())}, torch::kByte).clone();
+
+  const torch::Tensor* tensors[] = {&emb, &paths, &gold_t, &loss_t, &correct_t, &source_t, &offsets_t, &items_t};
+  std::vector<io::TensorData> data;
+  uint64_t sum = 0;
+  for (std::size_t i = 0; i < std::size(kTensorNames); ++i) {
+    const auto& t = *tensors[i];
+    const std::size_t bytes = t.numel() * t.element_size();
+    data.push_back({kTensorNames[i], to_io(t.scalar_type()), t.sizes().vec(), t.data_ptr(), bytes});
+    sum = checksum64(t.data_ptr(), bytes, sum);
+  }
+  const std::map<std::string, std::string> meta = {
+      {"format", kStoreFormat},
+      {"model_fingerprint", identity.model_fingerprint},
+      {"embedder", identity.embedder},
+      {"prompt_format", identity.prompt_format},
+      {"counts", nlohmann::json{{"seen", counts.seen}, {"correct", counts.correct},
+                                {"incorrect", counts.incorrect}, {"skipped", counts.skipped}}.dump()},
+      {"datasets", nlohmann::json(datasets).dump()},
+      {"checksum", hex64(sum)},
+  };
+  io::write_safetensors(path, data, meta);
+}
+
+ReferenceStore ReferenceStore::open(const std::string& path) {
+  ReferenceStore s;
+  s.path_ = path;
+  s.file_ = std::make_shared<io::SafetensorsFile>(path);
+  const auto& meta = s.file_->metadata();
+  auto field = [&](const char* key) -> const std::string& {
+    auto it = meta.find(key);
+    if (it == meta.end()) throw Error(path, std::string("__metadata__.") + key, "missing: not a c3po reference store?");
+    return it->second;
+  };
+  if (field("format") != kStoreFormat)
+    throw Error(path, "__metadata__.format", "expected \"" + std::string(kStoreFormat) + "\", found \"" + field("format") + "\"");
+  s.identity_ = {field("model_fingerprint"), field("embedder"), field("prompt_format")};
+
+  uint64_t sum = 0;
+  torch::Tensor* slots[] = {&s.embeddings_, &s.pathways_, &s.gold_, &s.base_loss_, &s.correct_, &s.source_, &s.item_offsets_};
+  const io::TensorView* items = nullptr;
+  for (std::size_t i = 0; i < std::size(kTensorNames); ++i) {
+    const auto* v = s.file_->find(kTensorNames[i]);
+    if (!v) throw Error(path, kTensorNames[i], "tensor missing from the store");
+    sum = checksum64(v->data, v->nbytes, sum);
+    if (i + 1 == std::size(kTensorNames)) {
+      items = v;
+      break;
+    }
+    // The mapping outlives the tensors: they hold a reference to the file.
+    auto keep = s.file_;
+    *slots[i] = torch::from_blob(const_cast<std::byte*>(v->data), v->shape, [keep](void*) {},
+                                 torch::TensorOptions().dtype(to_torch(v->dtype)));
+  }
+  if (hex64(sum) != field("checksum"))
+    throw Error(path, "checksum", "data does not match the recorded checksum: the store is corrupt");
+  s.item_bytes_ = reinterpret_cast<const char*>(items->data);
+  try {
+    const auto c = nlohmann::json::parse(field("counts"));
+    s.counts_ = {c.at("seen").get<int64_t>(), c.at("correct").get<int64_t>(), c.at("incorrect").get<int64_t>(),
+                 c.at("skipped").get<int64_t>()};
+    s.datasets_ = nlohmann::json::parse(field("datasets")).get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path, "__metadata__", std::string("malformed counts or datasets: ") + e.what());
+  }
+  s.size_ = s.embeddings_.dim() == 2 ? s.embeddings_.size(0) : -1;
+  const auto n = s.size_;
+  if (n <= 0 || s.pathways_.dim() != 3 || s.pathways_.size(0) != n || s.gold_.numel() != n ||
+      s.base_loss_.numel() != n || s.correct_.numel() != n || s.source_.numel() != n ||
+      s.item_offsets_.numel() != n + 1 || s.item_offsets_[n].item<int64_t>() != static_cast<int64_t>(items->nbytes))
+    throw Error(path, "tensors", "shapes disagree with each other");
+  const auto src = s.source_.to(torch::kLong);
+  if (src.min().item<int64_t>() < 0 || src.max().item<int64_t>() >= static_cast<int64_t>(s.datasets_.size()))
+    throw Error(path, "source", "names a dataset outside the recorded list");
+  return s;
+}
+
+void ReferenceStore::require(const StoreIdentity& expected) const {
+  auto check = [&](const std::string& field, const std::string& have, const std::string& want, const char* what) {
+    if (have != want)
+      throw Error(path_, field,
+                  std::string("this store was built for ") + what + " \"" + have + "\", but this run uses \"" + want +
+                      "\"; rebuild it with `c3po reference build`");
+  };
+  check("model_fingerprint", identity_.model_fingerprint, expected.model_fingerprint, "another model:");
+  check("embedder", identity_.embedder, expected.embedder, "the embedder");
+  check("prompt_format", identity_.prompt_format, expected.prompt_format, "the prompt format");
+}
+
+torch::Tensor ReferenceStore::pathway(int64_t i) const { return pathways_[i].to(torch::kFloat); }
+
+bool ReferenceStore::correct(int64_t i) const { return correct_[i].item<uint8_t>() != 0; }
+
+const std::string& ReferenceStore::source(int64_t i) const {
+  return datasets_.at(static_cast<std::size_t>(source_[i].item<int32_t>()));
+}
+
+ReferenceItem ReferenceStore::item(int64_t i) const {
+  if (i < 0 || i >= size_) throw Error(path_, "items", "index " + std::to_string(i) + " out of range");
+  const auto* off = item_offsets_.data_ptr<int64_t>();
+  const int64_t b = off[i], e = off[i + 1];
+  if (b < 0 || e < b) throw Error(path_, "item_offsets", "not increasing");
+  try {
+    return ReferenceItem::from_json(nlohmann::json::parse(item_bytes_ + b, item_bytes_ + e), path_);
+  } catch (const nlohmann::json::parse_error& err) {
+    throw Error(path_, "items", std::string("malformed item JSON: ") + err.what());
+  }
+}
+
+int64_t ReferenceStore::find(const std::string& id) const {
+  if (!id_index_) {
+    id_index_ = std::make_unique<std::unordered_map<std::string, int64_t>>();
+    for (int64_t i = 0; i < size_; ++i) (*id_index_)[item(i).id] = i;
+  }
+  auto it = id_index_->find(id);
+  return it == id_index_->end() ? -1 : it->second;
+}
+
+}  // namespace c3po::remix
