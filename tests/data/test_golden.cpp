@@ -1,0 +1,71 @@
+// Renders the first items of every real data file and compares with expected renderings made
+// independently in Python (golden/make_golden.py: lm-eval templates and the letter protocol
+// re-implemented from their definitions, data read with Python's json/csv).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "data/prompt.h"
+#include "data/registry.h"
+
+using namespace c3po::data;
+using nlohmann::json;
+
+namespace {
+
+const std::string kGolden = C3PO_SOURCE_DIR "/tests/data/golden/";
+const std::string kData = C3PO_SHARED_DIR "/data/";
+
+std::vector<std::string> manifest() {
+  std::ifstream in(kGolden + "MANIFEST");
+  std::vector<std::string> names;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) names.push_back(line);
+  return names;
+}
+
+json pairs(const std::vector<LoglikRequest>& requests) {
+  json out = json::array();
+  for (const auto& r : requests) out.push_back({r.context, r.continuation});
+  return out;
+}
+
+}  // namespace
+
+TEST(Golden, EveryRealFileRendersAsExpected) {
+  const auto names = manifest();
+  ASSERT_GE(names.size(), 90u) << "golden/MANIFEST missing or short";
+  std::size_t compared = 0;
+  for (const auto& name : names) {
+    SCOPED_TRACE(name);
+    std::ifstream in(kGolden + name);
+    ASSERT_TRUE(in) << name;
+    const json golden = json::parse(in);
+    ReadOptions options;
+    options.skip_bad = true;  // knowref_test.json has two defective items further down
+    const ReadResult read = read_task(golden["task"].get<std::string>(), kData + golden["file"].get<std::string>(), "", options);
+    const auto& items = golden["items"];
+    ASSERT_GE(read.items.size(), items.size());
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const McItem& item = read.items[i];
+      const json& want = items[i];
+      SCOPED_TRACE(want["id"].get<std::string>());
+      EXPECT_EQ(item.id, want["id"].get<std::string>());
+      EXPECT_EQ(item.gold, want["gold"].get<int>());
+      EXPECT_EQ(render_letter_prompt(item), want["letter_prompt"].get<std::string>());
+      EXPECT_EQ(json(answer_letters(item.choices.size())), want["letters"]);
+      const LoglikItem ll = render_loglik(item);
+      EXPECT_EQ(pairs(ll.requests), want["loglik"]["requests"]);
+      std::vector<LoglikRequest> encoded;
+      for (const auto& r : ll.requests) encoded.push_back(encode_pair_split(r));
+      EXPECT_EQ(pairs(encoded), want["loglik"]["encoded"]);
+      EXPECT_EQ(ll.gold, want["loglik"]["gold"].get<int>());
+      EXPECT_EQ(json(ll.norm_lengths), want["loglik"]["norm_lengths"]);
+      EXPECT_EQ(ll.reports_acc_norm, want["loglik"]["acc_norm"].get<bool>());
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 180u);
+}
