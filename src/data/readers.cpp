@@ -641,6 +641,17 @@ namespace {
 // "(A) x (B) y (C) z (D) w" -> {x, y, z, w}
 std::vector<std::string> split_obqa_choices(const std::string& s, const std::string& at) {
   if (s.rfind("(A) ", 0) != 0) throw Error(at, "Choices", "expected \"(A) ... (B) ... (C) ... (D) ...\"");
+  // A choice text that itself holds a marker makes the split ambiguous (OpenBookQA train 12-1145
+  // has "... eggs (D) baby birds ..." as option C); the jsonl form has no such problem.
+  for (const char* marker : {" (A) ", " (B) ", " (C) ", " (D) "}) {
+    const std::size_t first = s.find(marker);
+    const bool again = first != std::string::npos && s.find(marker, first + 1) != std::string::npos;
+    if (again || (marker[2] == 'A' && first != std::string::npos))
+      throw Error(at, "Choices",
+                  fmt::format("\"{}\" occurs more than once, so the options cannot be told apart "
+                              "(read the .jsonl form of this file instead)",
+                              std::string_view(marker).substr(1, 3)));
+  }
   std::vector<std::string> out;
   std::size_t start = 4;
   for (char letter : std::string("BCD")) {
