@@ -14,6 +14,28 @@ torch::Tensor item_loss(Scorer& s, const torch::Tensor& omega, const std::option
   return torch::nn::functional::cross_entropy(logits, target);
 }
 
+WeightedLoss::WeightedLoss(std::vector<WeightedScorer> items) {
+  double total = 0;
+  for (const auto& i : items)
+    if (i.weight > 0) total += i.weight;
+  for (const auto& i : items)
+    if (i.weight > 0) items_.push_back({i.scorer, i.weight / total});
+}
+
+torch::Tensor WeightedLoss::operator()(const torch::Tensor& omega, const std::optional<torch::Tensor>& soft_sets) {
+  torch::Tensor total;
+  for (const auto& i : items_) {
+    auto l = item_loss(*i.scorer, omega, soft_sets) * i.weight;
+    total = total.defined() ? total + l : l;
+  }
+  return total;
+}
+
+double objective_value(Objective& objective, const torch::Tensor& omega) {
+  torch::NoGradGuard no_grad;
+  return objective(omega, std::nullopt).item<double>();
+}
+
 CoreParameterisation::CoreParameterisation(const torch::Tensor& omega0, int core_experts) {
   if (omega0.dim() != 2) throw Error("", "omega0", "expected a [critical layers, experts] pathway");
   omega0_ = omega0.detach().to(torch::kFloat);
@@ -31,29 +53,12 @@ torch::Tensor CoreParameterisation::omega(const torch::Tensor& theta) const {
   return omega0_.scatter(1, core_, mass_ * torch::softmax(theta, 1));
 }
 
-double neighbourhood_loss(const torch::Tensor& omega, const std::vector<WeightedScorer>& neighbours, bool) {
-  torch::NoGradGuard no_grad;
-  double num = 0, den = 0;
-  for (const auto& n : neighbours) {
-    if (n.weight <= 0) continue;
-    num += n.weight * item_loss(*n.scorer, omega, std::nullopt).item<double>();
-    den += n.weight;
-  }
-  return den > 0 ? num / den : std::numeric_limits<double>::quiet_NaN();
-}
-
 namespace {
 
-double total_weight(const std::vector<WeightedScorer>& neighbours) {
-  double w = 0;
-  for (const auto& n : neighbours) w += std::max(0.0, n.weight);
-  return w;
-}
-
-// Gradient descent on theta for `objective(omega)`; returns every iterate's objective and omega.
-template <class Objective>
-void descend(const CoreParameterisation& p, const RemixOptions& opt, Objective&& objective,
-             std::vector<double>& losses, std::vector<torch::Tensor>& iterates) {
+// Gradient descent on theta; losses[t] is the objective at iterate t (before step t), iterates
+// holds every omega visited including the last.
+void descend(const CoreParameterisation& p, const RemixOptions& opt, Objective& objective, RemixResult& r,
+             std::vector<torch::Tensor>& iterates) {
   auto theta = p.initial_theta().clone().requires_grad_(true);
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (opt.opt.optimizer == OptimizerKind::Adam)
@@ -70,7 +75,8 @@ void descend(const CoreParameterisation& p, const RemixOptions& opt, Objective&&
     auto omega = p.omega(theta);
     torch::Tensor loss = objective(omega, soft);
     loss.backward();
-    losses.push_back(loss.item<double>());
+    r.losses.push_back(loss.item<double>());
+    r.evaluations += objective.cost();
     iterates.push_back(omega.detach());
     optimizer->step();
   }
@@ -79,50 +85,29 @@ void descend(const CoreParameterisation& p, const RemixOptions& opt, Objective&&
 
 }  // namespace
 
-RemixResult ngd(const torch::Tensor& omega0, const std::vector<WeightedScorer>& neighbours,
-                const RemixOptions& opt) {
+RemixResult ngd(const torch::Tensor& omega0, Objective& neighbourhood, const RemixOptions& opt) {
   RemixResult r;
   r.omega = omega0.detach().to(torch::kFloat);
-  const double wsum = total_weight(neighbours);
-  if (neighbours.empty() || !(wsum > 0) || opt.opt.steps <= 0) return r;
+  if (neighbourhood.cost() == 0 || opt.opt.steps <= 0) return r;
   CoreParameterisation p(omega0, opt.core_experts);
   std::vector<torch::Tensor> iterates;
-  descend(
-      p, opt,
-      [&](const torch::Tensor& omega, const std::optional<torch::Tensor>& soft) {
-        torch::Tensor total;
-        for (const auto& n : neighbours) {
-          if (n.weight <= 0) continue;
-          auto l = item_loss(*n.scorer, omega, soft) * (n.weight / wsum);
-          total = total.defined() ? total + l : l;
-          ++r.evaluations;
-        }
-        return total;
-      },
-      r.losses, iterates);
+  descend(p, opt, neighbourhood, r, iterates);
   r.omega = iterates.back();
   return r;
 }
 
-RemixResult oracle(const torch::Tensor& omega0, Scorer& self, const RemixOptions& opt) {
+RemixResult oracle(const torch::Tensor& omega0, Objective& own_loss, const RemixOptions& opt) {
   RemixResult r;
   r.omega = omega0.detach().to(torch::kFloat);
   if (opt.opt.steps <= 0) return r;
   CoreParameterisation p(omega0, opt.core_experts);
   std::vector<torch::Tensor> iterates;
-  descend(
-      p, opt,
-      [&](const torch::Tensor& omega, const std::optional<torch::Tensor>& soft) {
-        ++r.evaluations;
-        return item_loss(self, omega, soft);
-      },
-      r.losses, iterates);
+  descend(p, opt, own_loss, r, iterates);
   // Judge every iterate by the loss the answer is given with (hard top-k), keep the best.
-  torch::NoGradGuard no_grad;
   double best = std::numeric_limits<double>::infinity();
   for (const auto& omega : iterates) {
-    const double l = item_loss(self, omega, std::nullopt).item<double>();
-    ++r.evaluations;
+    const double l = objective_value(own_loss, omega);
+    r.evaluations += own_loss.cost();
     if (l < best) {
       best = l;
       r.omega = omega;
@@ -132,17 +117,19 @@ RemixResult oracle(const torch::Tensor& omega0, Scorer& self, const RemixOptions
 }
 
 RemixResult kernel_regression(const torch::Tensor& omega0, const torch::Tensor& neighbour_pathways,
-                              const std::vector<WeightedScorer>& neighbours, const RemixOptions& opt) {
+                              const std::vector<double>& weights, Objective& neighbourhood,
+                              const RemixOptions& opt) {
   RemixResult r;
   const auto w0 = omega0.detach().to(torch::kFloat);
   r.omega = w0;
-  const double wsum = total_weight(neighbours);
-  if (neighbours.empty() || !(wsum > 0)) return r;
-  if (neighbour_pathways.size(0) != static_cast<int64_t>(neighbours.size()))
+  double wsum = 0;
+  for (double w : weights) wsum += std::max(0.0, w);
+  if (weights.empty() || !(wsum > 0)) return r;
+  if (neighbour_pathways.size(0) != static_cast<int64_t>(weights.size()))
     throw Error("", "kernel_regression", "one pathway per neighbour expected");
-  std::vector<float> weights;
-  for (const auto& n : neighbours) weights.push_back(static_cast<float>(std::max(0.0, n.weight) / wsum));
-  auto k = torch::tensor(weights).view({-1, 1, 1});
+  std::vector<float> normalised;
+  for (double w : weights) normalised.push_back(static_cast<float>(std::max(0.0, w) / wsum));
+  auto k = torch::tensor(normalised).view({-1, 1, 1});
   const auto omega_hat = (k * neighbour_pathways.to(torch::kFloat)).sum(0);
   auto mix = [&](double a) { return a * w0 + (1 - a) * omega_hat; };
   if (opt.fixed_alpha) {
@@ -155,8 +142,8 @@ RemixResult kernel_regression(const torch::Tensor& omega0, const torch::Tensor& 
   double best = std::numeric_limits<double>::infinity();
   for (int i = 10; i >= 0; --i) {
     const double a = i / 10.0;
-    const double l = neighbourhood_loss(mix(a), neighbours);
-    r.evaluations += static_cast<int>(neighbours.size());
+    const double l = objective_value(neighbourhood, mix(a));
+    r.evaluations += neighbourhood.cost();
     r.losses.push_back(l);
     if (l < best) {
       best = l;

@@ -27,10 +27,33 @@ class Scorer {
 // Cross-entropy of the gold class.
 torch::Tensor item_loss(Scorer& s, const torch::Tensor& omega, const std::optional<torch::Tensor>& soft_sets);
 
+// A scalar loss of a pathway for the critical layers, differentiable with respect to omega.
+class Objective {
+ public:
+  virtual ~Objective() = default;
+  virtual torch::Tensor operator()(const torch::Tensor& omega, const std::optional<torch::Tensor>& soft_sets) = 0;
+  virtual int cost() const = 0;  // item re-runs one evaluation spends
+};
+
 struct WeightedScorer {
   Scorer* scorer;
   double weight;  // kernel weight; normalised inside the objective
 };
+
+// sum_i K_i loss_i(omega) / sum_i K_i, one scorer at a time.
+class WeightedLoss : public Objective {
+ public:
+  explicit WeightedLoss(std::vector<WeightedScorer> items);
+  torch::Tensor operator()(const torch::Tensor& omega, const std::optional<torch::Tensor>& soft_sets) override;
+  int cost() const override { return static_cast<int>(items_.size()); }
+  bool empty() const { return items_.empty(); }
+
+ private:
+  std::vector<WeightedScorer> items_;  // positive weights only, normalised
+};
+
+// The objective's value without a gradient.
+double objective_value(Objective& objective, const torch::Tensor& omega);
 
 // The core-expert parameterisation: omega(theta)[core] = m * softmax(theta), other entries kept.
 class CoreParameterisation {
@@ -51,26 +74,22 @@ struct RemixResult {
   int evaluations = 0;             // tail re-runs spent
 };
 
-// Neighbourhood gradient descent: minimise sum_i K_i loss_i(omega(theta)) / sum_i K_i.
-RemixResult ngd(const torch::Tensor& omega0, const std::vector<WeightedScorer>& neighbours,
-                const RemixOptions& opt);
+// Neighbourhood gradient descent: minimise the neighbourhood objective over omega(theta).
+RemixResult ngd(const torch::Tensor& omega0, Objective& neighbourhood, const RemixOptions& opt);
 
 // NGD on the item's own loss with its true label: an upper bound, never a deployable method.
-// Returns the iterate with the lowest own loss, so it never ends worse than it started.
-RemixResult oracle(const torch::Tensor& omega0, Scorer& self, const RemixOptions& opt);
+// Returns the iterate with the lowest own loss (hard top-k), so it never ends worse than it started.
+RemixResult oracle(const torch::Tensor& omega0, Objective& own_loss, const RemixOptions& opt);
 
 // Kernel regression: omega_hat = sum K_i omega_i / sum K_i, answer with a*omega0 + (1-a)*omega_hat,
-// a from the grid {0, 0.1, ..., 1} minimising the NGD objective (or opt.fixed_alpha).
-// neighbour_pathways: [k, C, E]; weights: k kernel weights.
+// a from the grid {0, 0.1, ..., 1} minimising the neighbourhood objective (or opt.fixed_alpha).
+// neighbour_pathways: [k, C, E]; weights: the k kernel weights.
 RemixResult kernel_regression(const torch::Tensor& omega0, const torch::Tensor& neighbour_pathways,
-                              const std::vector<WeightedScorer>& neighbours, const RemixOptions& opt);
+                              const std::vector<double>& weights, Objective& neighbourhood,
+                              const RemixOptions& opt);
 
 // Mode finding: mean shift in pathway space over reference pathways [N, C, E], labels unused.
 RemixResult mode_finding(const torch::Tensor& omega0, const torch::Tensor& reference_pathways,
                          const RemixOptions& opt);
-
-// The NGD objective at omega (no gradient): sum_i K_i loss_i / sum_i K_i.
-double neighbourhood_loss(const torch::Tensor& omega, const std::vector<WeightedScorer>& neighbours,
-                          bool full_precision = true);
 
 }  // namespace c3po::remix

@@ -68,7 +68,8 @@ TEST(Ngd, ZeroStepsReproduceBase) {
   LinearScorer s(2, 8, 4, 1, 2, 3);
   auto o = options();
   o.opt.steps = 0;
-  auto r = ngd(w0, {{&s, 1.0}}, o);
+  WeightedLoss obj({{&s, 1.0}});
+  auto r = ngd(w0, obj, o);
   EXPECT_TRUE(torch::equal(r.omega, w0));
   EXPECT_EQ(s.calls, 0);
 }
@@ -81,11 +82,12 @@ TEST(Ngd, LowersTheNeighbourhoodObjective) {
   o.opt.lr = 0.1;
   for (auto mode : {TopKMode::Hard, TopKMode::Soft}) {
     o.opt.topk = mode;
-    std::vector<WeightedScorer> nb = {{&a, 0.7}, {&b, 0.3}};
+    WeightedLoss nb({{&a, 0.7}, {&b, 0.3}});
     auto r = ngd(w0, nb, o);
     ASSERT_EQ(r.losses.size(), 30u);
+    EXPECT_EQ(r.evaluations, 60);
     EXPECT_LT(r.losses.back(), r.losses.front());
-    if (mode == TopKMode::Hard) EXPECT_LT(neighbourhood_loss(r.omega, nb), neighbourhood_loss(w0, nb));
+    if (mode == TopKMode::Hard) EXPECT_LT(objective_value(nb, r.omega), objective_value(nb, w0));
     EXPECT_TRUE(torch::allclose(r.omega.sum(1), torch::ones({2}), 1e-5, 1e-6));
   }
 }
@@ -93,8 +95,9 @@ TEST(Ngd, LowersTheNeighbourhoodObjective) {
 TEST(Ngd, ObjectiveWeightsAreNormalised) {
   auto w0 = random_pathway(2, 8, 7);
   LinearScorer a(2, 8, 4, 2, 2, 8), b(2, 8, 4, 1, 2, 9);
-  auto r1 = ngd(w0, {{&a, 1.0}, {&b, 3.0}}, options());
-  auto r2 = ngd(w0, {{&a, 0.25}, {&b, 0.75}}, options());
+  WeightedLoss o1({{&a, 1.0}, {&b, 3.0}}), o2({{&a, 0.25}, {&b, 0.75}});
+  auto r1 = ngd(w0, o1, options());
+  auto r2 = ngd(w0, o2, options());
   EXPECT_TRUE(torch::allclose(r1.omega, r2.omega, 1e-5, 1e-7));
   EXPECT_NEAR(r1.losses[0], r2.losses[0], 1e-9);
 }
@@ -105,7 +108,8 @@ TEST(Oracle, NeverEndsWorseThanItStarted) {
     LinearScorer s(3, 10, 5, seed % 5, 3, 200 + seed);
     auto o = options(5);
     o.opt.lr = 0.5;  // large steps overshoot: the guard matters
-    auto r = oracle(w0, s, o);
+    WeightedLoss own({{&s, 1.0}});
+    auto r = oracle(w0, own, o);
     torch::NoGradGuard g;
     EXPECT_LE(item_loss(s, r.omega, std::nullopt).item<double>(),
               item_loss(s, w0, std::nullopt).item<double>() + 1e-12);
@@ -116,12 +120,12 @@ TEST(KernelRegression, AlphaOneReproducesBaseAndAlphaZeroIsTheWeightedMean) {
   auto w0 = random_pathway(2, 6, 10);
   auto p1 = random_pathway(2, 6, 11), p2 = random_pathway(2, 6, 12);
   LinearScorer a(2, 6, 3, 0, 2, 13), b(2, 6, 3, 1, 2, 14);
-  std::vector<WeightedScorer> nb = {{&a, 2.0}, {&b, 6.0}};
+  WeightedLoss nb({{&a, 2.0}, {&b, 6.0}});
   auto o = options();
   o.fixed_alpha = 1.0;
-  EXPECT_TRUE(torch::allclose(kernel_regression(w0, torch::stack({p1, p2}), nb, o).omega, w0));
+  EXPECT_TRUE(torch::allclose(kernel_regression(w0, torch::stack({p1, p2}), {2.0, 6.0}, nb, o).omega, w0));
   o.fixed_alpha = 0.0;
-  EXPECT_TRUE(torch::allclose(kernel_regression(w0, torch::stack({p1, p2}), nb, o).omega,
+  EXPECT_TRUE(torch::allclose(kernel_regression(w0, torch::stack({p1, p2}), {2.0, 6.0}, nb, o).omega,
                               0.25 * p1 + 0.75 * p2, 1e-6, 1e-7));
 }
 
@@ -129,12 +133,12 @@ TEST(KernelRegression, GridPicksTheAlphaWithTheLowestObjective) {
   auto w0 = random_pathway(2, 6, 20);
   auto p1 = random_pathway(2, 6, 21);
   LinearScorer a(2, 6, 3, 2, 2, 22);
-  std::vector<WeightedScorer> nb = {{&a, 1.0}};
-  auto r = kernel_regression(w0, p1.unsqueeze(0), nb, options());
+  WeightedLoss nb({{&a, 1.0}});
+  auto r = kernel_regression(w0, p1.unsqueeze(0), {1.0}, nb, options());
   ASSERT_TRUE(r.alpha.has_value());
   ASSERT_EQ(r.losses.size(), 11u);
   for (int i = 0; i <= 10; ++i) {
-    const double l = neighbourhood_loss(i / 10.0 * w0 + (1 - i / 10.0) * p1, nb);
+    const double l = objective_value(nb, i / 10.0 * w0 + (1 - i / 10.0) * p1);
     EXPECT_NEAR(r.losses[i], l, 1e-9);
     EXPECT_LE(r.losses[static_cast<int>(std::lround(*r.alpha * 10))], l);
   }
