@@ -29,6 +29,7 @@ struct ModelConfig {
   int64_t shared_expert_intermediate_size = 0;  // 0: no shared expert
   bool shared_expert_gated = false;             // Qwen2-MoE: sigmoid(w·x) * shared(x)
   bool norm_topk_prob = false;                  // renormalise the k selected weights
+  double topk_norm_eps = 0.0;                   // added to the renormalisation denominator
   double routed_scaling_factor = 1.0;
   std::vector<bool> layer_is_moe;  // per decoder layer
 
@@ -36,6 +37,7 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   bool rope_interleaved = false;  // false: rotate_half (pairs i, i+d/2)
   bool qkv_bias = false;
+  bool o_bias = false;  // bias on o_proj (HF attention_bias)
   QkNorm qk_norm = QkNorm::None;
   std::optional<double> clip_qkv;
   std::optional<int64_t> sliding_window;

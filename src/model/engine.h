@@ -74,7 +74,9 @@ struct ForwardOptions {
   bool all_positions = false;          // logits of every position instead of the last only
   std::vector<int64_t> vocab_rows;     // only these LM-head rows; empty = full vocabulary
   bool capture = false;                // fill pathway / topk_idx / topk_weight
-  int embed_layer = -1;                // decoder layer whose output is mean-pooled; -1 = none
+  // Mean over the prompt of hidden state i (0 = token embeddings, i = output of decoder layer i-1,
+  // before the final norm) -> embedding [B, H]; -1 = none.
+  int embed_layer = -1;
   bool hidden_states = false;          // all hidden states per prompt [layers+1, T, H] (f32)
   int keep_prefix_from = -1;           // MoE layer c: return one PrefixState per prompt; -1 none
   std::vector<RouteOverride> overrides;  // empty, or one per prompt (entries may be empty)

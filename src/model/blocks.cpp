@@ -1,0 +1,89 @@
+#include "model/blocks.h"
+
+#include <limits>
+
+namespace c3po::model {
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  auto xf = x.to(torch::kFloat32);
+  auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return torch::nn::functional::linear(x, w, b);
+}
+
+torch::Tensor SwiGlu::operator()(const torch::Tensor& x) const {
+  return project(torch::silu(project(x, gate)) * project(x, up), down);
+}
+
+std::pair<torch::Tensor, torch::Tensor> Rope::tables(const torch::Tensor& positions,
+                                                     torch::ScalarType dtype) const {
+  auto idx = torch::arange(0, head_dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(head_dim);
+  auto inv_freq = 1.0 / torch::pow(theta, idx);                         // [d/2]
+  auto freqs = torch::outer(positions.to(torch::kFloat32), inv_freq);   // [N, d/2]
+  torch::Tensor emb = interleaved ? torch::repeat_interleave(freqs, 2, 1) : torch::cat({freqs, freqs}, 1);
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+torch::Tensor Rope::apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
+  auto c = cos.unsqueeze(1);
+  auto s = sin.unsqueeze(1);
+  torch::Tensor rotated;
+  if (interleaved) {
+    // pairs (2i, 2i+1): (a, b) -> (-b, a)
+    auto pairs = x.unflatten(-1, {head_dim / 2, 2});
+    rotated = torch::stack({-pairs.select(-1, 1), pairs.select(-1, 0)}, -1).flatten(-2);
+  } else {
+    auto x1 = x.narrow(-1, 0, head_dim / 2);
+    auto x2 = x.narrow(-1, head_dim / 2, head_dim / 2);
+    rotated = torch::cat({-x2, x1}, -1);
+  }
+  return x * c + rotated * s;
+}
+
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               double scale, std::optional<int64_t> sliding_window) {
+  const int64_t heads = q.size(0), tq = q.size(1), kv_heads = k.size(0), tk = k.size(1);
+  auto kk = k, vv = v;
+  if (kv_heads != heads) {
+    kk = k.repeat_interleave(heads / kv_heads, 0);
+    vv = v.repeat_interleave(heads / kv_heads, 0);
+  }
+  auto scores = torch::matmul(q, kk.transpose(1, 2)) * scale;  // [h, tq, tk]
+  if (tq > 1 || (sliding_window && tk > *sliding_window)) {
+    auto qpos = torch::arange(tk - tq, tk, torch::kInt64).unsqueeze(1);
+    auto kpos = torch::arange(0, tk, torch::kInt64).unsqueeze(0);
+    auto banned = kpos > qpos;
+    if (sliding_window) banned = banned.logical_or(qpos - kpos >= *sliding_window);
+    scores = scores.masked_fill(banned, -std::numeric_limits<float>::infinity());
+  }
+  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(q.scalar_type());
+  auto out = torch::matmul(probs, vv);  // [h, tq, d]
+  return out.transpose(0, 1).reshape({tq, heads * q.size(2)});
+}
+
+torch::Tensor run_experts(const torch::Tensor& x, const std::vector<SwiGlu>& experts, const Assignments& a) {
+  auto out = torch::zeros_like(x);
+  if (a.rows.numel() == 0) return out;
+  // A stable sort keeps, within one expert, the order in which assignments were made.
+  auto order = std::get<1>(torch::sort(a.experts, /*stable=*/true, 0, false));
+  auto sorted_experts = a.experts.index_select(0, order);
+  auto sorted_rows = a.rows.index_select(0, order);
+  auto sorted_weights = a.weights.index_select(0, order).to(x.scalar_type());
+  const int64_t* ex = sorted_experts.data_ptr<int64_t>();
+  const int64_t n = sorted_experts.size(0);
+  std::vector<torch::Tensor> outputs;
+  for (int64_t start = 0; start < n;) {
+    int64_t end = start;
+    while (end < n && ex[end] == ex[start]) ++end;
+    auto rows = sorted_rows.narrow(0, start, end - start);
+    auto y = experts[ex[start]](x.index_select(0, rows));
+    outputs.push_back(y * sorted_weights.narrow(0, start, end - start).unsqueeze(1));
+    start = end;
+  }
+  return out.index_add(0, sorted_rows, torch::cat(outputs, 0));
+}
+
+}  // namespace c3po::model
