@@ -45,9 +45,9 @@ std::vector<std::string> preprocessed(const std::vector<std::string>& v) {
 std::size_t blank_position(const McItem& item) {
   if (item.task == "knowref") {
     const auto it = item.extra.find("blank");
-    if (it == item.extra.end() || !it->is_number_unsigned())
+    if (it == item.extra.end() || !it->is_number_integer() || it->get<long long>() < 0)
       throw Error(item.source, "extra.blank", "missing (item not made by its reader?)");
-    const auto b = it->get<std::size_t>();
+    const auto b = static_cast<std::size_t>(it->get<long long>());
     if (b >= item.question.size() || item.question[b] != '_')
       throw Error(item.source, "extra.blank", "does not point at the \"_\" in the sentence");
     return b;
@@ -121,8 +121,11 @@ LoglikItem render_loglik(const McItem& item) {
   if (t == "piqa")
     return multiple_choice(fmt::format("Question: {}\nAnswer:", item.question), item.choices, item.gold, true);
   if (t == "openbookqa") return multiple_choice(item.question, item.choices, item.gold, true);
-  if (t == "hellaswag")
-    return multiple_choice(hellaswag_query(item), preprocessed(item.choices), item.gold, true);
+  if (t == "hellaswag") {
+    LoglikItem out = multiple_choice(hellaswag_query(item), preprocessed(item.choices), item.gold, true);
+    out.matches_lm_eval = extra_string(item, "form") != "text";
+    return out;
+  }
   if (t == "mmlu")
     return multiple_choice(mmlu_description(item.subject) + python_strip(item.question) + "\n" +
                                options_block(item.choices),
@@ -159,6 +162,7 @@ LoglikItem render_loglik(const McItem& item) {
     }
     out.gold = item.gold;
     out.reports_acc_norm = false;
+    out.matches_lm_eval = t == "winogrande";
     return out;
   }
   throw Error(item.source, "task", fmt::format("no log-likelihood rendering for task \"{}\"", t));

@@ -2,7 +2,18 @@
 // Prompt rendering for the two scoring protocols.
 //
 // Letter protocol (method.md section 3): one prompt per item ending in "Answer:"; the model's
-// logits for the answer-letter tokens " A", " B", ... at the last position decide.
+// logits for the answer-letter tokens " A", " B", ... at the last position decide. Renderings
+// (format kLetterPromptFormat), options always "A. <choice>\n" lines then "Answer:":
+//   mmlu            lm-eval's own MMLU prompt: description line, question.strip(), options
+//   arc_*, openbookqa, commonsense_qa, sciq, piqa (goal), generic
+//                   "Question: <question>\n" + options
+//   hellaswag       "Question: <lm-eval query>\n" + preprocessed endings
+//   winogrande, knowref
+//                   "Question: <sentence with _>\n" + the two names
+//   social_iqa      "Question: <context> <question>\n" + options
+//   boolq           "<passage>\nQuestion: <question>?\nA. yes\nB. no\nAnswer:"
+// SciQ shows the support passage only in the log-likelihood protocol (lm-eval's template): the
+// letter prompt is kept like ARC's, whose references SciQ serves.
 //
 // Log-likelihood protocol: the (context, continuation) requests lm-evaluation-harness builds for
 // the task at 0 shots (evaluation.md section 3), scored by summed log-probabilities.
@@ -39,6 +50,9 @@ struct LoglikItem {
   // space). For WinoGrande (and KnowRef) these are the per-choice contexts, as in lm-eval.
   std::vector<std::size_t> norm_lengths;
   bool reports_acc_norm = false;  // whether lm-eval's task lists acc_norm
+  // false where the result cannot equal lm-eval's: the HellaSwag 6-line text form has no
+  // ctx_a/ctx_b split (so no ctx_b.capitalize()), and KnowRef is not an lm-eval task.
+  bool matches_lm_eval = true;
 };
 
 // The lm-eval requests of an item (as built, before _encode_pair).

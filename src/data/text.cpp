@@ -1,5 +1,6 @@
 #include "data/text.h"
 
+#include <fmt/format.h>
 #include <utf8proc.h>
 
 #include <algorithm>
@@ -7,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "io/error.h"
 
 namespace c3po::data {
 namespace {
@@ -53,7 +56,7 @@ std::u32string decode(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     char32_t c;
     const std::size_t n = decode_one(s, i, c);
-    if (n == 0) throw std::invalid_argument("text is not valid UTF-8");
+    if (n == 0) throw Error("", "text", fmt::format("not valid UTF-8 (byte {} of {})", i, s.size()));
     out.push_back(c);
     i += n;
   }
@@ -241,7 +244,7 @@ std::string python_capitalize(std::string_view utf8) {
 }
 
 std::string replace_all(std::string_view text, std::string_view from, std::string_view to) {
-  if (from.empty()) throw std::invalid_argument("replace_all: empty pattern");
+  if (from.empty()) throw Error("", "replace_all", "empty pattern");
   std::string out;
   out.reserve(text.size());
   std::size_t pos = 0;

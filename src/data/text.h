@@ -10,7 +10,9 @@ namespace c3po::data {
 // True if utf8 is well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
 bool is_valid_utf8(std::string_view utf8);
 
-// Python len(): number of Unicode code points. utf8 must be valid UTF-8.
+// Functions taking "utf8" throw c3po::Error(field "text") on malformed UTF-8.
+
+// Python len(): number of Unicode code points.
 std::size_t code_point_count(std::string_view utf8);
 
 // Python str.isspace() for one code point.
@@ -22,7 +24,7 @@ std::string python_lstrip(std::string_view utf8);
 std::string python_rstrip(std::string_view utf8);
 
 // Python str.capitalize() (3.8+): first code point to its full titlecase mapping, the rest to their
-// full lowercase mapping (including the Final_Sigma rule). utf8 must be valid UTF-8.
+// full lowercase mapping (including the Final_Sigma rule).
 std::string python_capitalize(std::string_view utf8);
 
 // Python str.replace(from, to): non-overlapping, left to right, a single pass.

@@ -53,6 +53,7 @@ TEST(Prompt, HellaswagJsonlFormCapitalizesCtxBAndPreprocesses) {
   EXPECT_EQ(ll.norm_lengths, (std::vector<std::size_t>{10, 7, 8, 5}));
   EXPECT_EQ(ll.gold, 2);
   EXPECT_TRUE(ll.reports_acc_norm);
+  EXPECT_TRUE(ll.matches_lm_eval);
   EXPECT_EQ(render_letter_prompt(item),
             "Question: Baking cookies: A woman mixes flour. She then\nA. adds eggs.\nB. leaves.\nC. eats. it\nD. sings\nAnswer:");
 }
@@ -118,6 +119,13 @@ TEST(Prompt, WinograndePartialScoringUsesFirstUnderscore) {
   EXPECT_EQ(ll.requests[1].continuation, " trained_hard .");
   EXPECT_EQ(ll.gold, 0);
   EXPECT_FALSE(ll.reports_acc_norm);
+  EXPECT_TRUE(ll.matches_lm_eval);
+  item.task = "knowref";
+  item.extra["blank"] = 20;
+  EXPECT_FALSE(render_loglik(item).matches_lm_eval);
+  EXPECT_EQ(render_loglik(item).requests[1].context, "Ann beat Bo because Bo");
+  item.extra["blank"] = 3;  // not at a "_"
+  EXPECT_THROW(render_loglik(item), Error);
 }
 
 TEST(Prompt, BoolqLetterYesFirstLoglikNoFirst) {

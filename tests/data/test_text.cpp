@@ -9,6 +9,7 @@
 #include <string>
 
 #include "data/text.h"
+#include "io/error.h"
 
 using namespace c3po::data;
 
@@ -106,7 +107,8 @@ TEST(PythonText, CodePointsAndValidity) {
   EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));          // overlong '/'
   EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));      // surrogate U+D800
   EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
-  EXPECT_THROW(code_point_count("\xFF"), std::invalid_argument);
+  EXPECT_THROW(code_point_count("\xFF"), c3po::Error);
+  EXPECT_THROW(python_capitalize("ok\xC3"), c3po::Error);
 }
 
 TEST(PythonText, StripUsesPythonWhitespace) {
