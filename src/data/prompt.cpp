@@ -57,18 +57,6 @@ std::size_t blank_position(const McItem& item) {
   return b;
 }
 
-LoglikItem multiple_choice(std::string context, const std::vector<std::string>& choices, int gold,
-                           bool acc_norm) {
-  LoglikItem out;
-  for (const auto& c : choices) {
-    out.requests.push_back({context, " " + c});
-    out.norm_lengths.push_back(code_point_count(c));
-  }
-  out.gold = gold;
-  out.reports_acc_norm = acc_norm;
-  return out;
-}
-
 }  // namespace
 
 std::string answer_letter(std::size_t index) {
@@ -113,59 +101,101 @@ std::string render_letter_prompt(const McItem& item) {
   throw Error(item.source, "task", fmt::format("no letter rendering for task \"{}\"", t));
 }
 
-LoglikItem render_loglik(const McItem& item) {
+namespace {
+
+// An item as lm-eval's task config sees it: description, doc_to_text, doc_to_choice, the gold
+// index, and for partial scoring (WinoGrande) the shared continuation doc_to_target.
+struct LmEvalDoc {
+  std::string description;
+  std::string text;                  // doc_to_text (partial scoring: unused, it is the gold index)
+  std::vector<std::string> choices;  // doc_to_choice (partial scoring: the per-option contexts)
+  int gold = -1;
+  bool acc_norm = false;
+  bool matches_lm_eval = true;
+  bool partial = false;
+  std::string target;  // partial scoring only
+};
+
+LmEvalDoc lm_eval_doc(const McItem& item) {
   require_gold(item);
   const std::string& t = item.task;
-  if (t == "arc_challenge" || t == "arc_easy" || t == "generic")
-    return multiple_choice(fmt::format("Question: {}\nAnswer:", item.question), item.choices, item.gold, true);
-  if (t == "piqa")
-    return multiple_choice(fmt::format("Question: {}\nAnswer:", item.question), item.choices, item.gold, true);
-  if (t == "openbookqa") return multiple_choice(item.question, item.choices, item.gold, true);
-  if (t == "hellaswag") {
-    LoglikItem out = multiple_choice(hellaswag_query(item), preprocessed(item.choices), item.gold, true);
-    out.matches_lm_eval = extra_string(item, "form") != "text";
-    return out;
-  }
-  if (t == "mmlu")
-    return multiple_choice(mmlu_description(item.subject) + python_strip(item.question) + "\n" +
-                               options_block(item.choices),
-                           {"A", "B", "C", "D"}, item.gold, false);
-  if (t == "commonsense_qa") {
+  LmEvalDoc d;
+  d.choices = item.choices;
+  d.gold = item.gold;
+  if (t == "arc_challenge" || t == "arc_easy" || t == "generic" || t == "piqa") {
+    d.text = fmt::format("Question: {}\nAnswer:", item.question);
+    d.acc_norm = true;
+  } else if (t == "openbookqa") {
+    d.text = item.question;
+    d.acc_norm = true;
+  } else if (t == "hellaswag") {
+    d.text = hellaswag_query(item);
+    d.choices = preprocessed(item.choices);
+    d.acc_norm = true;
+    d.matches_lm_eval = extra_string(item, "form") != "text";
+  } else if (t == "mmlu") {
+    d.description = mmlu_description(item.subject);
+    d.text = python_strip(item.question) + "\n" + options_block(item.choices);
+    d.choices = {"A", "B", "C", "D"};
+  } else if (t == "commonsense_qa") {
     // lm-eval's template is fixed at five options A-E.
     if (item.choices.size() != 5) throw Error(item.source, "choices", "commonsense_qa needs 5 choices");
-    return multiple_choice(fmt::format("Question: {}\n{}", python_strip(item.question), options_block(item.choices)),
-                           {"A", "B", "C", "D", "E"}, item.gold, false);
-  }
-  if (t == "boolq") {
+    d.text = fmt::format("Question: {}\n{}", python_strip(item.question), options_block(item.choices));
+    d.choices = {"A", "B", "C", "D", "E"};
+  } else if (t == "boolq") {
     // lm-eval choices are ["no", "yes"]; ours show yes first.
-    return multiple_choice(fmt::format("{}\nQuestion: {}?\nAnswer:", item.context, item.question), {"no", "yes"},
-                           item.gold == 0 ? 1 : 0, false);
-  }
-  if (t == "sciq") {
-    return multiple_choice(fmt::format("{}\nQuestion: {}\nAnswer:", python_lstrip(item.context), item.question),
-                           {extra_string(item, "distractor1"), extra_string(item, "distractor2"),
-                            extra_string(item, "distractor3"), extra_string(item, "correct_answer")},
-                           3, true);
-  }
-  if (t == "social_iqa")
-    return multiple_choice(fmt::format("Q: {} {}\nA:", item.context, item.question), item.choices, item.gold, false);
-  if (t == "winogrande" || t == "knowref") {
+    d.text = fmt::format("{}\nQuestion: {}?\nAnswer:", item.context, item.question);
+    d.choices = {"no", "yes"};
+    d.gold = item.gold == 0 ? 1 : 0;
+  } else if (t == "sciq") {
+    d.text = fmt::format("{}\nQuestion: {}\nAnswer:", python_lstrip(item.context), item.question);
+    d.choices = {extra_string(item, "distractor1"), extra_string(item, "distractor2"),
+                 extra_string(item, "distractor3"), extra_string(item, "correct_answer")};
+    d.gold = 3;
+    d.acc_norm = true;
+  } else if (t == "social_iqa") {
+    d.text = fmt::format("Q: {} {}\nA:", item.context, item.question);
+  } else if (t == "winogrande" || t == "knowref") {
     // Partial scoring: one context per option, the shared rest of the sentence as continuation.
     if (item.choices.size() != 2) throw Error(item.source, "choices", "expected 2 options");
     const std::size_t b = blank_position(item);
     const std::string before = item.question.substr(0, b);
-    const std::string target = python_strip(std::string_view(item.question).substr(b + 1));
-    LoglikItem out;
-    for (const auto& option : item.choices) {
-      out.requests.push_back({before + option, " " + target});
-      out.norm_lengths.push_back(code_point_count(before + option));
-    }
-    out.gold = item.gold;
-    out.reports_acc_norm = false;
-    out.matches_lm_eval = t == "winogrande";
-    return out;
+    d.partial = true;
+    d.target = python_strip(std::string_view(item.question).substr(b + 1));
+    d.choices = {before + item.choices[0], before + item.choices[1]};
+    d.matches_lm_eval = t == "winogrande";
+  } else {
+    throw Error(item.source, "task", fmt::format("no log-likelihood rendering for task \"{}\"", t));
   }
-  throw Error(item.source, "task", fmt::format("no log-likelihood rendering for task \"{}\"", t));
+  return d;
+}
+
+}  // namespace
+
+std::string render_fewshot_example(const McItem& shot) {
+  const LmEvalDoc d = lm_eval_doc(shot);
+  const auto& gold = d.choices[static_cast<std::size_t>(d.gold)];
+  return d.partial ? gold + " " + d.target : d.text + " " + gold;
+}
+
+LoglikItem render_loglik(const McItem& item, const std::vector<McItem>& shots) {
+  const LmEvalDoc d = lm_eval_doc(item);
+  std::string prefix = d.description;
+  for (const auto& shot : shots) {
+    if (shot.task != item.task)
+      throw Error(shot.source, "task", fmt::format("a {} example cannot be a shot for {}", shot.task, item.task));
+    prefix += render_fewshot_example(shot) + "\n\n";
+  }
+  LoglikItem out;
+  for (const auto& c : d.choices) {
+    if (d.partial) out.requests.push_back({prefix + c, " " + d.target});
+    else out.requests.push_back({prefix + d.text, " " + c});
+    out.norm_lengths.push_back(code_point_count(c));
+  }
+  out.gold = d.gold;
+  out.reports_acc_norm = d.acc_norm;
+  out.matches_lm_eval = d.matches_lm_eval;
+  return out;
 }
 
 LoglikRequest encode_pair_split(const LoglikRequest& request) {

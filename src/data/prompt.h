@@ -55,8 +55,15 @@ struct LoglikItem {
   bool matches_lm_eval = true;
 };
 
-// The lm-eval requests of an item (as built, before _encode_pair).
-LoglikItem render_loglik(const McItem& item);
+// The lm-eval requests of an item (as built, before _encode_pair). With shots (items of the same
+// task, chosen by the caller: lm-eval's MMLU takes the first k of the subject's dev split) the
+// context is description + (example + "\n\n") per shot + doc_to_text, as lm-eval's
+// fewshot_context builds it.
+LoglikItem render_loglik(const McItem& item, const std::vector<McItem>& shots = {});
+
+// One solved example as lm-eval writes it into a few-shot context: doc_to_text + " " + the gold
+// choice (WinoGrande: the gold option's context + " " + the rest of the sentence).
+std::string render_fewshot_example(const McItem& shot);
 
 // lm-eval _encode_pair: trailing whitespace of the context moves to the front of the
 // continuation. Tokenise context and context+continuation of the result.

@@ -9,6 +9,7 @@
 
 #include "data/prompt.h"
 #include "data/registry.h"
+#include "io/error.h"
 
 using namespace c3po::data;
 using nlohmann::json;
@@ -70,4 +71,25 @@ TEST(Golden, EveryRealFileRendersAsExpected) {
     }
   }
   EXPECT_GE(compared, 180u);
+}
+
+TEST(Golden, FewShotContextsAsLmEvalBuildsThem) {
+  std::ifstream in(kGolden + "fewshot.golden.json");
+  ASSERT_TRUE(in);
+  const json cases = json::parse(in);
+  ASSERT_EQ(cases.size(), 4u);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c["file"].get<std::string>());
+    const std::string task = c["task"].get<std::string>();
+    const ReadResult items = read_task(task, kData + c["file"].get<std::string>());
+    const ReadResult pool = read_task(task, kData + c["shot_file"].get<std::string>());
+    std::vector<McItem> shots;
+    for (const auto& k : c["shots"]) shots.push_back(pool.items.at(k.get<std::size_t>()));
+    const LoglikItem ll = render_loglik(items.items.at(c["index"].get<std::size_t>()), shots);
+    EXPECT_EQ(pairs(ll.requests), c["requests"]);
+  }
+  // A shot from another task is refused.
+  const ReadResult arc = read_task("arc_easy", kData + "arc/ARC-Easy/ARC-Easy-Dev.jsonl");
+  const ReadResult wg = read_task("winogrande", kData + "winogrande/train_xs.jsonl");
+  EXPECT_THROW(render_loglik(arc.items.at(0), {wg.items.at(0)}), c3po::Error);
 }

@@ -260,6 +260,54 @@ def knowref_tsv(path):
     return out
 
 
+# ---- few-shot contexts (lm-eval fewshot_context + sampler.get_context) -----------------------
+def shot_text(task, path, index):
+    """doc_to_text + target_delimiter + target text of one solved example."""
+    if task == "mmlu":
+        with open(path, encoding="utf-8", newline="") as f:
+            r = list(csv.reader(f))[index]
+        return "%s\nA. %s\nB. %s\nC. %s\nD. %s\nAnswer:" % (r[0].strip(), r[1], r[2], r[3], r[4]) + " " + r[5]
+    with open(path, encoding="utf-8") as f:
+        d = json.loads(f.readlines()[index])
+    if task == "winogrande":
+        s = d["sentence"]
+        i = s.index("_")
+        opt = d["option" + d["answer"]]
+        return s[:i] + opt + " " + s[i + 1:].strip()
+    if task == "arc_easy":
+        texts = [c["text"] for c in d["question"]["choices"]]
+        labels = [c["label"] for c in d["question"]["choices"]]
+        return "Question: %s\nAnswer:" % d["question"]["stem"] + " " + texts[labels.index(d["answerKey"])]
+    raise ValueError(task)
+
+
+def fewshot(out_path):
+    cases = [
+        ("mmlu", "mmlu/test/abstract_algebra_test.csv", 0, "mmlu/dev/abstract_algebra_dev.csv", [0, 1, 2, 3, 4]),
+        ("mmlu", "mmlu/test/abstract_algebra_test.csv", 1, "mmlu/dev/abstract_algebra_dev.csv", [0, 1, 2, 3, 4]),
+        ("winogrande", "winogrande/dev.jsonl", 0, "winogrande/train_xs.jsonl", [0, 1]),
+        ("arc_easy", "arc/ARC-Easy/ARC-Easy-Test.jsonl", 0, "arc/ARC-Easy/ARC-Easy-Train.jsonl", [0, 1, 2]),
+    ]
+    entries = []
+    for task, rel, index, shot_rel, shots in cases:
+        prefix = "".join(shot_text(task, os.path.join(DATA, shot_rel), k) + "\n\n" for k in shots)
+        if task == "mmlu":
+            base = mmlu(os.path.join(DATA, rel))[index]["loglik"]
+            desc_end = base["requests"][0][0].index("\n\n") + 2
+            reqs = [[c[:desc_end] + prefix + c[desc_end:], k] for c, k in base["requests"]]
+        elif task == "winogrande":
+            base = winogrande(os.path.join(DATA, rel))[index]["loglik"]
+            reqs = [[prefix + c, k] for c, k in base["requests"]]
+        else:
+            base = stem_choices(os.path.join(DATA, rel), task)[index]["loglik"]
+            reqs = [[prefix + c, k] for c, k in base["requests"]]
+        entries.append({"task": task, "file": rel, "index": index, "shot_file": shot_rel, "shots": shots,
+                        "requests": reqs})
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump(entries, f, ensure_ascii=False, indent=1)
+        f.write("\n")
+
+
 def main():
     jobs = []
     for s in ("Challenge", "Easy"):
@@ -291,6 +339,8 @@ def main():
     jobs.append(("knowref", "knowref/data/val.json", knowref_json))
     for f in ("train", "dev"):
         jobs.append(("knowref", "knowref/data/%s.tsv" % f, knowref_tsv))
+
+    fewshot(os.path.join(OUT, "fewshot.golden.json"))
 
     manifest = []
     for task, rel, fn in jobs:
