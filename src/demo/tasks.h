@@ -1,0 +1,61 @@
+#pragma once
+// Synthetic multiple-choice tasks for the shipped demo model: six families that need different
+// skills, rendered in the letter protocol, split into disjoint train / reference / test sets.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace c3po::demo {
+
+struct McItem {
+  std::string id;        // "<split>-<index>"
+  std::string task;      // family name
+  std::string question;
+  std::vector<std::string> choices;  // 2..5
+  int answer = 0;        // index into choices
+};
+
+// The families, in a fixed order.
+const std::vector<std::string>& task_families();
+
+struct SplitSizes {
+  int train = 30000;
+  int reference = 2400;
+  int test = 600;
+};
+
+struct Splits {
+  std::vector<McItem> train, reference, test;
+};
+
+// Deterministic for a seed on every platform. Each split holds every family equally (remainders to
+// the first families) and every gold letter equally within a family. No item appears in two
+// splits: an item's identity is the text that determines its answer - the question for families
+// whose question states everything (arithmetic, string, sequence), the question with its choices
+// for those whose question is a template over the choices (knowledge, comparison).
+Splits generate_splits(uint64_t seed, const SplitSizes& sizes);
+
+// The identity used for the disjointness rule above.
+std::string identity_key(const McItem& item);
+
+// "Question: ...\nA. ...\nB. ...\nAnswer:" (ends where the letter must come).
+std::string render_prompt(const McItem& item);
+// " A", " B", ...: the answer continuation for option index i.
+std::string letter_continuation(int index);
+
+nlohmann::json item_to_json(const McItem& item);
+// Validates fields and ranges; errors name the file (origin) and the field.
+McItem item_from_json(const nlohmann::json& j, const std::string& origin);
+
+void write_jsonl(const std::string& path, const std::vector<McItem>& items);
+std::vector<McItem> read_jsonl(const std::string& path);
+
+// The fixed synthetic knowledge base the "knowledge" family asks about (a function of the seed).
+struct Person {
+  std::string name, city, colour, job;
+};
+std::vector<Person> knowledge_base(uint64_t seed);
+
+}  // namespace c3po::demo

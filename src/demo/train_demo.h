@@ -1,0 +1,64 @@
+#pragma once
+// `c3po train-demo`: generate the synthetic tasks, train the BPE tokenizer, train the OLMoE demo
+// model with LibTorch on the CPU, evaluate it in the letter protocol and save an HF folder.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "demo/olmoe_config.h"
+#include "demo/tasks.h"
+
+namespace c3po::demo {
+
+// Text -> token ids, exactly as the shipped tokenizer.json encodes it.
+using TextEncoder = std::function<std::vector<int32_t>(const std::string&)>;
+// Builds the encoder from a written tokenizer.json (lets the training use the c3po tokenizer).
+using EncoderFactory = std::function<TextEncoder(const std::string& tokenizer_json_path)>;
+
+struct TrainDemoOptions {
+  std::string out_dir;
+  uint64_t seed = 1;
+  int steps = 1200;
+  int threads = 2;
+  int batch_size = 32;
+  double learning_rate = 3e-3;
+  double min_learning_rate_ratio = 0.1;  // cosine decay ends at lr * this
+  int warmup_steps = 50;
+  double weight_decay = 0.01;
+  double answer_loss_weight = 1.0;  // see train_demo.cpp: loss = text CE + weight * answer CE
+  int log_every = 25;
+  SplitSizes sizes;
+  OlmoeConfig model;
+  EncoderFactory encoder_factory;  // empty: the demo's own BPE encoder
+  std::function<void(const std::string&)> log;  // progress lines; empty: silent
+};
+
+struct FamilyAccuracy {
+  int correct = 0;
+  int total = 0;
+  double accuracy() const { return total ? static_cast<double>(correct) / total : 0.0; }
+};
+
+struct Evaluation {
+  std::map<std::string, FamilyAccuracy> per_family;
+  FamilyAccuracy overall;
+};
+
+struct TrainDemoResult {
+  std::vector<double> step_losses;  // total loss per step
+  double final_train_loss = 0;      // mean total loss over the last 10% of steps
+  double seconds = 0;
+  Evaluation test, reference;
+  int64_t train_tokens = 0;
+};
+
+TrainDemoResult train_demo(const TrainDemoOptions& options);
+
+// Accuracy of the model in out_dir (config.json + model.safetensors + tokenizer.json) on items,
+// by the training-time forward: argmax over the option letters' logits at the last prompt token.
+Evaluation evaluate_folder(const std::string& dir, const std::vector<McItem>& items,
+                           const EncoderFactory& encoder_factory = {}, int threads = 2);
+
+}  // namespace c3po::demo
