@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <sstream>
 
 #include "data/text.h"
 #include "io/error.h"
@@ -31,10 +30,10 @@ std::string read_text_file(const std::string& path) {
   if (!fs::is_regular_file(path, ec)) throw Error(path, "", "no such file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path, "", "cannot open for reading");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(path, "", "read failed");
-  return ss.str();
+  std::string text(static_cast<std::size_t>(fs::file_size(path)), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.gcount() != static_cast<std::streamsize>(text.size())) throw Error(path, "", "read failed");
+  return text;
 }
 
 struct Line {
