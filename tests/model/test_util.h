@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "io/error.h"
+#include "io/json_file.h"
 #include "io/safetensors.h"
 
 namespace c3po::model::test {

@@ -1,0 +1,153 @@
+// Broken copies of the tiny checkpoints: every problem is a c3po::Error naming the tensor or field.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "io/error.h"
+#include "model/engine.h"
+#include "test_util.h"
+
+namespace c3po::model::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Copies tests/model/data/<arch> into a temp dir, rewriting model.safetensors through `edit`,
+// which may drop or change entries of the tensor list.
+void broken_copy(const std::string& arch, const fs::path& dir,
+                 const std::function<void(std::vector<io::TensorData>&)>& edit) {
+  fs::copy_file(model_dir(arch) + "/config.json", dir / "config.json");
+  io::SafetensorsFile src(model_dir(arch) + "/model.safetensors");
+  std::vector<io::TensorData> tensors;
+  for (const auto& t : src.tensors()) tensors.push_back({t.name, t.dtype, t.shape, t.data, t.nbytes});
+  edit(tensors);
+  io::write_safetensors((dir / "model.safetensors").string(), tensors);
+}
+
+// Loads and expects an Error whose message names `needle`.
+void expect_load_error(const fs::path& dir, const std::string& needle, const std::string& also = "") {
+  try {
+    MoeModel::load(dir.string(), Dtype::F32);
+    ADD_FAILURE() << "no error, expected one naming " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    if (!also.empty()) {
+      EXPECT_NE(std::string(e.what()).find(also), std::string::npos) << e.what();
+    }
+  }
+}
+
+const char* kExpert = "model.layers.2.mlp.experts.3.up_proj.weight";
+
+TEST(BrokenCheckpoint, IntactCopyLoads) {
+  TempDir tmp;
+  broken_copy("olmoe", tmp.path, [](auto&) {});
+  EXPECT_EQ(MoeModel::load(tmp.path.string(), Dtype::F32)->fingerprint(),
+            MoeModel::load(model_dir("olmoe"), Dtype::F32)->fingerprint());
+}
+
+TEST(BrokenCheckpoint, MissingTensor) {
+  TempDir tmp;
+  broken_copy("olmoe", tmp.path, [](std::vector<io::TensorData>& ts) {
+    ts.erase(std::remove_if(ts.begin(), ts.end(), [](const auto& t) { return t.name == kExpert; }), ts.end());
+  });
+  expect_load_error(tmp.path, kExpert);
+}
+
+TEST(BrokenCheckpoint, MissingBiasOfQwen2) {
+  TempDir tmp;
+  const std::string bias = "model.layers.1.self_attn.k_proj.bias";
+  broken_copy("qwen2_moe", tmp.path, [&](std::vector<io::TensorData>& ts) {
+    ts.erase(std::remove_if(ts.begin(), ts.end(), [&](const auto& t) { return t.name == bias; }), ts.end());
+  });
+  expect_load_error(tmp.path, bias);
+}
+
+TEST(BrokenCheckpoint, WrongShape) {
+  TempDir tmp;
+  broken_copy("olmoe", tmp.path, [](std::vector<io::TensorData>& ts) {
+    for (auto& t : ts)
+      if (t.name == kExpert) t.shape = {t.shape[1], t.shape[0]};  // same bytes, transposed shape
+  });
+  expect_load_error(tmp.path, kExpert, "expected shape [20,64]");
+}
+
+TEST(BrokenCheckpoint, WrongDtype) {
+  TempDir tmp;
+  broken_copy("mixtral", tmp.path, [](std::vector<io::TensorData>& ts) {
+    for (auto& t : ts)
+      if (t.name == "model.norm.weight") t.dtype = io::DType::I32;  // same size per element
+  });
+  expect_load_error(tmp.path, "model.norm.weight", "I32");
+}
+
+TEST(BrokenCheckpoint, HalfPrecisionTensorIsConverted) {
+  // A tensor stored in another floating dtype is not an error: it is converted.
+  TempDir tmp;
+  std::vector<uint16_t> bf16;
+  broken_copy("olmoe", tmp.path, [&](std::vector<io::TensorData>& ts) {
+    for (auto& t : ts)
+      if (t.name == "model.norm.weight") {
+        const float* f = reinterpret_cast<const float*>(t.data);
+        for (std::size_t i = 0; i < t.nbytes / 4; ++i) {
+          uint32_t u;
+          std::memcpy(&u, f + i, 4);
+          bf16.push_back(static_cast<uint16_t>(u >> 16));
+        }
+        t.dtype = io::DType::BF16;
+        t.data = bf16.data();
+        t.nbytes = bf16.size() * 2;
+      }
+  });
+  auto m = MoeModel::load(tmp.path.string(), Dtype::F32);
+  auto ref = MoeModel::load(model_dir("olmoe"), Dtype::F32);
+  // Truncating the final norm to bf16 moves the logits a little, not a lot.
+  const double d = max_abs_diff(m->forward({{1, 2, 3}}).logits, ref->forward({{1, 2, 3}}).logits);
+  EXPECT_GT(d, 0.0);
+  EXPECT_LT(d, 0.1);
+}
+
+TEST(BrokenCheckpoint, UnknownArchitecture) {
+  TempDir tmp;
+  broken_copy("olmoe", tmp.path, [](auto&) {});
+  auto cfg = io::read_json_file((tmp.path / "config.json").string());
+  cfg["model_type"] = "gpt_oss";
+  io::write_json_file((tmp.path / "config.json").string(), cfg);
+  try {
+    MoeModel::load(tmp.path.string(), Dtype::F32);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.field(), "model_type");
+    EXPECT_EQ(e.file(), (tmp.path / "config.json").string());
+    EXPECT_NE(std::string(e.what()).find("gpt_oss"), std::string::npos);
+  }
+}
+
+TEST(BrokenCheckpoint, MissingConfigField) {
+  TempDir tmp;
+  broken_copy("deepseek", tmp.path, [](auto&) {});
+  auto cfg = io::read_json_file((tmp.path / "config.json").string());
+  cfg.erase("n_routed_experts");
+  io::write_json_file((tmp.path / "config.json").string(), cfg);
+  try {
+    MoeModel::load(tmp.path.string(), Dtype::F32);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.field(), "n_routed_experts");
+  }
+}
+
+TEST(BrokenCheckpoint, ConfigDisagreesWithWeights) {
+  // More experts in the config than in the checkpoint: the first tensor that disagrees is named.
+  TempDir tmp;
+  broken_copy("olmoe", tmp.path, [](auto&) {});
+  auto cfg = io::read_json_file((tmp.path / "config.json").string());
+  cfg["num_experts"] = 13;
+  io::write_json_file((tmp.path / "config.json").string(), cfg);
+  expect_load_error(tmp.path, "model.layers.0.mlp.gate.weight", "expected shape [13,64], got [12,64]");
+}
+
+}  // namespace
+}  // namespace c3po::model::test
