@@ -50,6 +50,12 @@ ReadResult read_social_iqa(const std::string& path, const std::string& labels_pa
 
 // KnowRef: knowref_test.json / val.json (JSON array, "[pronoun]" in sentence_with_pronoun,
 // correct_candidate) or the WSC-trick TSV (two rows per item); chosen by the extension.
+// Read as WinoGrande items (the task it serves as reference for): question = the sentence with
+// its pronoun replaced by "_", choices = {candidate0, candidate1}, gold = the correct candidate
+// (never correct_candidate_idx, which follows mention order); extra.blank = byte offset of "_".
+// From the TSV the sentence is rebuilt from the two substituted rows (word-level: the rows must
+// differ by exactly the two candidates). Items with identical candidates or more than one
+// bracketed pronoun are malformed (knowref_test.json has one of each: read it with skip_bad).
 ReadResult read_knowref(const std::string& path, const ReadOptions& options = {});
 
 // Field mapping of the generic multiple-choice JSONL; a field may be a dotted path ("q.stem").

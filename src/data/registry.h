@@ -24,8 +24,8 @@ const std::vector<TaskSpec>& task_specs();
 // The spec of a task; an unknown name is a c3po::Error listing the known ones.
 const TaskSpec& find_task(std::string_view name);
 
-// The files to read for (task, path, split): path may be a data file (used as is, plus its
-// "<stem>-labels.lst" where the task has one) or a folder (searched for the split's usual file
+// The files to read for (task, path, split): path may be a data file (used as is whatever the
+// split, plus its "<stem>-labels.lst" where the task has one) or a folder (searched for the split's usual file
 // names, also one level down in the dataset's usual folder name). split "" means the default.
 // Aliases: "validation" = "val" = "dev" = "valid". Errors list what was looked for.
 struct SplitFiles {
