@@ -11,7 +11,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   c3po::cli::Action action;
   c3po::cli::add_io_commands(app, action);
+  c3po::cli::add_tokenize_commands(app, action);
   c3po::cli::add_demo_commands(app, action);
+  c3po::cli::add_eval_commands(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
