@@ -8,4 +8,4 @@ export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_f
 if [[ ! -f "$build_dir/build.ninja" ]]; then
   cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${C3PO_BUILD_TYPE:-Release}" "$@"
 fi
-cmake --build "$build_dir" -j "${C3PO_JOBS:-$(nproc)}"
+cmake --build "$build_dir" -j "${C3PO_JOBS:-$(nproc)}" ${C3PO_TARGET:+--target "$C3PO_TARGET"}
