@@ -273,6 +273,9 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
     std::string base = cls;
     if (base.size() > 4 && base.compare(base.size() - 4, 4, "Fast") == 0) base.resize(base.size() - 4);
     const bool llama_like = base == "LlamaTokenizer" || base == "CodeLlamaTokenizer" || base == "GemmaTokenizer";
+    if (llama_like && config.contains("add_prefix_space") && !config["add_prefix_space"].is_null())
+      wc.at("add_prefix_space").fail("makes transformers rebuild " + cls +
+                                     " from tokenizer.model (from_slow); c3po reads tokenizer.json only");
     if (llama_like || base == "GPTNeoXTokenizer") {
       const bool add_bos = detail::bool_member(config, "add_bos_token", llama_like, wc);
       const bool add_eos = detail::bool_member(config, "add_eos_token", false, wc);

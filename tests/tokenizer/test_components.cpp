@@ -329,6 +329,8 @@ TEST(Errors, BadModelsAndSettings) {
   j = base_json(word_level({"<unk>", "x"}));
   const Json config = {{"tokenizer_class", "LlamaTokenizerFast"}, {"add_bos_token", true}, {"bos_token", nullptr}};
   EXPECT_THAT(error_of([&] { make(j, config); }), HasSubstr("toy/tokenizer_config.json: add_bos_token: is true but bos_token is not set"));
+  const Json slow = {{"tokenizer_class", "LlamaTokenizerFast"}, {"add_prefix_space", false}, {"bos_token", "x"}};
+  EXPECT_THAT(error_of([&] { make(j, slow); }), HasSubstr("add_prefix_space: makes transformers rebuild"));
   const Json unknown = {{"tokenizer_class", "LlamaTokenizerFast"}, {"bos_token", "<nope>"}};
   EXPECT_THAT(error_of([&] { make(j, unknown); }), HasSubstr("bos_token: \"<nope>\" is not a token"));
 }
