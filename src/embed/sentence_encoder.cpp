@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
 
@@ -63,6 +64,26 @@ std::string strip(const std::string& text) {
     }
   }
   return begin < end ? text.substr(begin, end - begin) : std::string();
+}
+
+// tokenizer.json as transformers uses it for sentence-transformers: the truncation and padding
+// saved in the file (all-MiniLM-L6-v2: 128 tokens, fixed padding) are replaced by the call's own
+// settings, so they are dropped here and max_seq_length applies instead.
+tokenizer::Tokenizer load_tokenizer(const std::string& path) {
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(read_bytes(path));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(path, "", std::string("malformed JSON: ") + e.what());
+  }
+  if (j.is_object()) {
+    j["truncation"] = nullptr;
+    j["padding"] = nullptr;
+  }
+  const fs::path config = fs::path(path).parent_path() / "tokenizer_config.json";
+  std::error_code ec;
+  return tokenizer::Tokenizer::from_json(j.dump(), fs::exists(config, ec) ? read_bytes(config.string()) : std::string(),
+                                         path);
 }
 
 struct EncoderLayer {
@@ -258,7 +279,7 @@ std::unique_ptr<SentenceEncoder> SentenceEncoder::load(const std::string& folder
   std::error_code ec;
   if (!fs::exists(tokenizer_path, ec))
     throw Error(tokenizer_path, "", "missing (a sentence encoder needs the fast tokenizer's tokenizer.json)");
-  auto impl = std::make_unique<Impl>(tokenizer::Tokenizer::load(tokenizer_path));
+  auto impl = std::make_unique<Impl>(load_tokenizer(tokenizer_path));
   if (impl->tok.vocab_size() > cfg.vocab)
     throw Error(tokenizer_path, "model.vocab",
                 "has ids up to " + std::to_string(impl->tok.vocab_size() - 1) + " but config.json vocab_size is " +

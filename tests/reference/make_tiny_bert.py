@@ -65,8 +65,11 @@ def tokenizer_json(vocab):
                          "normalized": False, "special": True}
     return {
         "version": "1.0",
-        "truncation": None,
-        "padding": None,
+        # As real files carry them (all-MiniLM-L6-v2: 128, fixed padding); transformers replaces both
+        # by the call's settings, so max_seq_length (16) decides, not these 8.
+        "truncation": {"direction": "Right", "max_length": 8, "strategy": "LongestFirst", "stride": 0},
+        "padding": {"strategy": {"Fixed": 8}, "direction": "Right", "pad_to_multiple_of": None, "pad_id": 0,
+                    "pad_type_id": 0, "pad_token": "[PAD]"},
         "added_tokens": [special(t) for t in SPECIALS],
         "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
                        "strip_accents": None, "lowercase": True},
