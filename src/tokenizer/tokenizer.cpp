@@ -202,9 +202,7 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
   const Json j = parse_json(tokenizer_json, name);
   const Where root{name, ""};
   if (!j.is_object()) root.fail("expected a JSON object");
-  for (const char* unsupported : {"truncation", "padding"})
-    if (j.contains(unsupported) && !j[unsupported].is_null())
-      root.at(unsupported).fail("must be null: c3po encodes one text without truncation or padding");
+  // "truncation" and "padding" are ignored: transformers turns both off unless a call asks for them.
 
   impl->normalizer = detail::make_normalizer(j.value("normalizer", Json()), root.at("normalizer"));
   impl->pre_tokenizer = detail::make_pre_tokenizer(j.value("pre_tokenizer", Json()), root.at("pre_tokenizer"));

