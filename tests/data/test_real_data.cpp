@@ -166,7 +166,7 @@ TEST(RealData, SocialIqa) {
 }
 
 TEST(RealData, KnowRef) {
-  // Two defective test items: #237 (both candidates "Christina", named in SOURCE.md) and #475
+  // Two defective test items: #237 (both candidates "Christina", named in SOURCE.md) and #476
   // (two bracketed pronouns). Without skip_bad the first one stops the read.
   EXPECT_THROW(read("knowref", "knowref"), c3po::Error);
   ReadOptions skip;
