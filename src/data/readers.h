@@ -3,9 +3,11 @@
 // malformed item as c3po::Error("<path>:<line>", field, problem); with ReadOptions::skip_bad the
 // item is skipped and counted instead. Problems with a whole file (missing, unreadable, a labels
 // file whose line count differs from the data) always throw: the items cannot be trusted then.
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "data/item.h"
 
