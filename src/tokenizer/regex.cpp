@@ -115,8 +115,9 @@ struct Regex::Code {
 
 Regex::Regex(std::string_view pattern, bool literal) : code_(std::make_unique<Code>()) {
   const std::string translated = literal ? std::string(pattern) : translate_oniguruma(pattern);
-  // PCRE2_LITERAL admits no UCP (and needs none).
-  const uint32_t options = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
+  // PCRE2_LITERAL admits no UCP (and needs none). Oniguruma's Ruby syntax (what tokenizers compiles
+  // with) makes ^ and $ line anchors: PCRE2_MULTILINE.
+  const uint32_t options = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE;
   int error = 0;
   PCRE2_SIZE error_offset = 0;
   code_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(), options,

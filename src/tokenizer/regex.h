@@ -1,7 +1,7 @@
 #pragma once
 // Regular expressions written for Oniguruma (what Hugging Face tokenizers compiles tokenizer.json
 // patterns with), run by PCRE2 in UTF + UCP mode with JIT. Escapes whose meaning differs between
-// the two engines are rewritten (see translate_oniguruma).
+// the two engines are rewritten (see translate_oniguruma); ^ and $ are line anchors as in Ruby syntax.
 #include <cstddef>
 #include <memory>
 #include <string>

