@@ -100,6 +100,13 @@ json parse_json_object(std::string_view text, const std::string& at) {
   return j;
 }
 
+// A JSON value for an error message, cut short: a misplaced object can be large.
+std::string brief(const json& v) {
+  std::string s = v.dump(-1, ' ', true);  // ASCII, so cutting keeps it valid
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
+}
+
 const json& member(const json& obj, const std::string& key, const std::string& at,
                    const std::string& shown) {
   if (!obj.is_object()) throw Error(at, shown, "expected a JSON object");
@@ -111,7 +118,7 @@ const json& member(const json& obj, const std::string& key, const std::string& a
 std::string string_member(const json& obj, const std::string& key, const std::string& at,
                           const std::string& shown, bool allow_empty = false) {
   const json& v = member(obj, key, at, shown);
-  if (!v.is_string()) throw Error(at, shown, fmt::format("expected a string, got {}", v.dump()));
+  if (!v.is_string()) throw Error(at, shown, fmt::format("expected a string, got {}", brief(v)));
   std::string s = v.get<std::string>();
   if (!allow_empty && s.empty()) throw Error(at, shown, "empty string");
   return s;
@@ -256,7 +263,6 @@ std::vector<CsvRecord> parse_csv(std::string_view text, const std::string& path,
         field.push_back(text[i]);
         ++i;
       }
-      if (i < n && text[i] == '\r') ++i;
       rec.fields.push_back(field);
       if (i >= n) {
         record_done = true;
@@ -419,7 +425,7 @@ int int_or_digit_string(const json& v, const std::string& at, const std::string&
     return static_cast<int>(x);
   }
   if (v.is_string()) return parse_small_int(v.get<std::string>(), at, field, lo, hi);
-  throw Error(at, field, fmt::format("expected an integer, got {}", v.dump()));
+  throw Error(at, field, fmt::format("expected an integer, got {}", brief(v)));
 }
 
 ReadResult read_hellaswag_jsonl(const std::string& path, const ReadOptions& options) {
@@ -625,7 +631,7 @@ ReadResult read_boolq(const std::string& path, const ReadOptions& options) {
       answer = label == 1;
     } else {
       throw Error(at, "label", fmt::format("expected true/false (boolean, \"true\"/\"false\" or 0/1), got {}",
-                                           label.dump()));
+                                           brief(label)));
     }
     // Letter protocol shows "A. yes / B. no".
     item.choices = {"yes", "no"};
@@ -1038,7 +1044,7 @@ ReadResult read_generic(const std::string& path, const GenericMapping& mapping,
         throw Error(at, mapping.answer, fmt::format("expected an index or a letter A-Z, got \"{}\"", a));
       }
     } else {
-      throw Error(at, mapping.answer, fmt::format("expected an index or a letter, got {}", answer.dump()));
+      throw Error(at, mapping.answer, fmt::format("expected an index or a letter, got {}", brief(answer)));
     }
     check_choices(item, at);
     return item;
