@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <thread>
 
 #include "io/error.h"
 #include "reference_cases.h"
@@ -169,6 +171,35 @@ TEST(Bpe, SubwordPrefixAndWordSuffix) {
   model["continuing_subword_prefix"] = "##";
   model["end_of_word_suffix"] = "</w>";
   EXPECT_THAT(make(base_json(model)).encode("ab"), ElementsAre(2));
+}
+
+TEST(Bpe, WordCacheIsSafeAcrossThreadsAndPastItsCapacity) {
+  const Json j = base_json(bpe({{"a", 0}, {"b", 1}, {"ab", 2}, {"abab", 3}, {"ba", 4}}, {"a b", "ab ab", "b a"}));
+  // Hand-computed rule for this vocabulary: "ab" pairs merge first, then "abab", then leftover "ba".
+  std::mt19937 rng(7);
+  std::vector<std::string> words;
+  for (int i = 0; i < 30000; ++i) {
+    std::string w(1 + rng() % 16, 'a');
+    for (auto& c : w) c = rng() % 2 ? 'a' : 'b';
+    words.push_back(w);
+  }
+  std::vector<std::vector<std::int32_t>> expected;
+  {
+    const Tokenizer fresh = make(j);
+    for (const auto& w : words) expected.push_back(fresh.encode(w));
+  }
+  const Tokenizer shared = make(j);
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (std::size_t i = static_cast<std::size_t>(t); i < words.size() * 2; i += 3)
+        mismatches[static_cast<std::size_t>(t)] += shared.encode(words[i % words.size()]) != expected[i % words.size()];
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_THAT(mismatches, ElementsAre(0, 0, 0, 0));
+  EXPECT_THAT(shared.encode("abab"), ElementsAre(3));
+  EXPECT_THAT(shared.encode("bab"), ElementsAre(1, 2));  // "a b" (rank 0) beats "b a" (rank 2)
 }
 
 TEST(WordPiece, GreedyLongestMatchFirstAndUnknownWords) {
