@@ -161,6 +161,7 @@ struct SentenceEncoder::Impl {
   tokenizer::Tokenizer tok;
   bool normalize = false;
   int max_len = 0;
+  int64_t tokens_per_forward = 0;
   std::string name;
   at::Tensor word_emb, pos_emb, type_emb_row, emb_ln_w, emb_ln_b;
   std::vector<EncoderLayer> layers;
@@ -271,6 +272,8 @@ at::Tensor SentenceEncoder::Impl::pool(const at::Tensor& hidden, const std::vect
 }
 
 std::unique_ptr<SentenceEncoder> SentenceEncoder::load(const std::string& folder, const EncoderOptions& options) {
+  if (options.tokens_per_forward <= 0)
+    throw Error("<options>", "tokens_per_forward", "expected a positive number, got " + std::to_string(options.tokens_per_forward));
   SentenceTransformerLayout layout = read_layout(folder);
   const fs::path dir(layout.transformer_dir);
   const std::string config_path = (dir / "config.json").string();
@@ -365,6 +368,7 @@ std::unique_ptr<SentenceEncoder> SentenceEncoder::load(const std::string& folder
   impl->layout = std::move(layout);
   impl->cfg = cfg;
   impl->max_len = max_len;
+  impl->tokens_per_forward = options.tokens_per_forward;
   return std::unique_ptr<SentenceEncoder>(new SentenceEncoder(std::move(impl)));
 }
 
@@ -387,9 +391,13 @@ at::Tensor SentenceEncoder::encode(const std::vector<std::string>& texts, int ba
   std::vector<int64_t> order(texts.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return ids[a].size() > ids[b].size(); });
-  for (std::size_t start = 0; start < order.size(); start += batch) {
-    const std::size_t end = std::min(order.size(), start + static_cast<std::size_t>(batch));
-    const int64_t B = static_cast<int64_t>(end - start), L = static_cast<int64_t>(ids[order[start]].size());
+  for (std::size_t start = 0, end = 0; start < order.size(); start = end) {
+    // At most `batch` texts and about tokens_per_forward tokens per forward: beyond that the
+    // activations leave the cache and a larger forward gets slower per token.
+    const int64_t L = static_cast<int64_t>(ids[order[start]].size());
+    const int64_t group = std::clamp<int64_t>(impl_->tokens_per_forward / L, 1, batch);
+    end = std::min(order.size(), start + static_cast<std::size_t>(group));
+    const int64_t B = static_cast<int64_t>(end - start);
     at::Tensor tokens = at::zeros({B, L}, at::kLong);  // padding id 0: masked out, never seen
     auto acc = tokens.accessor<int64_t, 2>();
     std::vector<int64_t> lengths(B);

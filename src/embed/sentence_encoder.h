@@ -19,6 +19,9 @@ const char* pooling_name(Pooling p);  // "cls", "max", "mean", "mean_sqrt_len", 
 struct EncoderOptions {
   bool always_normalize = false;      // unit rows even if the folder lists no Normalize module
   std::optional<int> max_seq_length;  // instead of sentence_bert_config.json's (tokens incl. [CLS]/[SEP])
+  // Texts per forward are limited to about this many tokens (at least one text): larger forwards
+  // leave the cache and get slower per token (bench/embed). Does not change the result.
+  int tokens_per_forward = 512;
 };
 
 class SentenceEncoder {
@@ -30,8 +33,9 @@ class SentenceEncoder {
   static std::unique_ptr<SentenceEncoder> load(const std::string& folder, const EncoderOptions& options = {});
   ~SentenceEncoder();
 
-  // [N, dim()] float32 embeddings, computed `batch` texts at a time (texts are grouped by length so
-  // padding stays small; the result does not depend on batch). Rows are unit vectors iff normalizes().
+  // [N, dim()] float32 embeddings, computed at most `batch` texts (and tokens_per_forward) at a time;
+  // texts are grouped by length so padding stays small, and the result does not depend on the
+  // grouping. Rows are unit vectors iff normalizes().
   at::Tensor encode(const std::vector<std::string>& texts, int batch = 32) const;
   // The ids encode() feeds the model: stripped, lower-cased if the folder says so, tokenized with
   // special tokens and truncated to max_seq_length (the trailing [SEP] kept).

@@ -101,6 +101,13 @@ struct Weights {
   void write(const std::string& path) const { c3po::io::write_safetensors(path, data()); }
 };
 
+template <class T, class V>
+EncoderOptions options_with(T EncoderOptions::*member, V value) {
+  EncoderOptions o;
+  o.*member = value;
+  return o;
+}
+
 void expect_close(const at::Tensor& got, const at::Tensor& want, double tol = kTol) {
   ASSERT_EQ(got.sizes(), want.sizes());
   const double diff = (got - want).abs().max().item<double>();
@@ -173,7 +180,7 @@ TEST(SentenceEncoder, WithoutNormalizeModuleRowsKeepTheirLengthUnlessAsked) {
   auto raw = SentenceEncoder::load(dir);
   EXPECT_FALSE(raw->normalizes());
   expect_close(raw->encode(ex.sentences()), ex.tensor("mean.unnormalized"));
-  auto unit = SentenceEncoder::load(dir, EncoderOptions{.always_normalize = true});
+  auto unit = SentenceEncoder::load(dir, options_with(&EncoderOptions::always_normalize, true));
   EXPECT_TRUE(unit->normalizes());
   expect_close(unit->encode(ex.sentences()), ex.tensor("mean"));
   EXPECT_NE(raw->name(), unit->name());
@@ -188,6 +195,10 @@ TEST(SentenceEncoder, BatchSizeAndOrderDoNotChangeRows) {
   for (std::size_t i = 0; i < sentences.size(); ++i) expect_close(enc->encode({sentences[i]}, 1)[0], all[i], 1e-6);
   std::vector<std::string> reversed(sentences.rbegin(), sentences.rend());
   expect_close(enc->encode(reversed, 2).flip({0}), all, 1e-6);
+  for (int per_forward : {1, 20, 40}) {  // one text per forward; one or two 16-token texts; mixed
+    auto limited = SentenceEncoder::load(kTiny, options_with(&EncoderOptions::tokens_per_forward, per_forward));
+    expect_close(limited->encode(sentences, 32), all, 1e-6);
+  }
 }
 
 TEST(SentenceEncoder, EmptyInputsAreHandled) {
@@ -248,12 +259,12 @@ TEST(SentenceEncoder, NameIsStableAndTracksWeightsAndPooling) {
   const std::string pooled = copy_tiny("pooling");
   c3po::io::write_json_file(pooled + "/1_Pooling/config.json", pooling_config({"pooling_mode_cls_token"}));
   EXPECT_NE(SentenceEncoder::load(pooled)->name(), a->name());
-  EXPECT_NE(SentenceEncoder::load(kTiny, EncoderOptions{.max_seq_length = 8})->name(), a->name());
+  EXPECT_NE(SentenceEncoder::load(kTiny, options_with(&EncoderOptions::max_seq_length, std::optional<int>(8)))->name(), a->name());
 }
 
 TEST(SentenceEncoder, MaxSeqLengthOptionTruncatesKeepingSep) {
   Expected ex;
-  auto enc = SentenceEncoder::load(kTiny, EncoderOptions{.max_seq_length = 5});
+  auto enc = SentenceEncoder::load(kTiny, options_with(&EncoderOptions::max_seq_length, std::optional<int>(5)));
   const auto ids = enc->token_ids({ex.sentences()[0], "Hello"});
   auto full = ex.ids(0);
   std::vector<std::int32_t> want(full.begin(), full.begin() + 4);
@@ -369,8 +380,9 @@ TEST(SentenceEncoderErrors, BadLengthsAndBatch) {
   const std::string dir = copy_tiny("len");
   c3po::io::write_json_file(dir + "/sentence_bert_config.json", json{{"max_seq_length", 0}});
   expect_error([&] { SentenceEncoder::load(dir); }, "sentence_bert_config.json", "max_seq_length");
-  expect_error([&] { SentenceEncoder::load(kTiny, EncoderOptions{.max_seq_length = 65}); }, "", "max_seq_length");
-  expect_error([&] { SentenceEncoder::load(kTiny, EncoderOptions{.max_seq_length = 2}); }, "", "max_seq_length");
+  expect_error([&] { SentenceEncoder::load(kTiny, options_with(&EncoderOptions::max_seq_length, std::optional<int>(65))); }, "", "max_seq_length");
+  expect_error([&] { SentenceEncoder::load(kTiny, options_with(&EncoderOptions::max_seq_length, std::optional<int>(2))); }, "", "max_seq_length");
+  expect_error([&] { SentenceEncoder::load(kTiny, options_with(&EncoderOptions::tokens_per_forward, 0)); }, "", "tokens_per_forward");
   auto enc = SentenceEncoder::load(kTiny);
   expect_error([&] { enc->encode({"a"}, 0); }, "", "batch");
   // Invalid UTF-8 is refused by the tokenizer, not embedded as garbage.
