@@ -17,6 +17,10 @@ struct AddedToken {
   bool single_word = false, lstrip = false, rstrip = false, normalized = false, special = false;
 };
 
+// encode and decode are const and may be called from several threads at once.
+// Answer letters: with byte-level vocabularies (Qwen, Llama-3, DeepSeek, GPT-NeoX) " A" is one token
+// ("ĠA"); with legacy SentencePiece files (Llama-2, Mixtral) encode(" A") gives "▁" "▁A", exactly as
+// transformers does, so take the letter token from encode(context + " A") minus encode(context).
 class Tokenizer {
  public:
   // path: a tokenizer.json, or a folder holding one. A tokenizer_config.json beside it that sets
