@@ -25,6 +25,8 @@ tr.upper-bound td{font-style:italic;background:#fafafa;color:#444}
 .tag{display:inline-block;font-size:11px;font-style:normal;border:1px dashed #666;border-radius:3px;padding:0 4px;margin-left:6px}
 .note{color:#555;font-size:13px}
 .charts{display:flex;flex-wrap:wrap;gap:16px}
+.item-body{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
+figure{margin:8px 0}
 .example{border:1px solid #ddd;border-radius:6px;padding:12px 16px;margin:16px 0}
 .question{white-space:pre-wrap;background:#f8f8f8;padding:8px;border-radius:4px}
 ol.choices li.gold{font-weight:bold}
@@ -227,6 +229,8 @@ void example(Out out, const RunData& run, const ItemRecord& r, const std::string
   }
   fmt::format_to(out, "</tbody></table>\n");
 
+  // Neighbours and heatmap side by side where the page is wide enough.
+  fmt::format_to(out, "<div class=\"item-body\"><div>\n");
   const MethodAnswer* main = find_answer(r, remix);
   const MethodAnswer* with_neighbours = main && main->neighbours ? main : nullptr;
   std::string neighbours_of = remix;
@@ -253,11 +257,12 @@ void example(Out out, const RunData& run, const ItemRecord& r, const std::string
     fmt::format_to(out, "</tbody></table>\n");
   }
 
+  fmt::format_to(out, "</div>\n");
   std::vector<int> layers, experts;
   const auto panels = heatmap_panels(run, r, remix, layers, experts);
   if (!panels.empty() && !layers.empty() && !experts.empty())
     fmt::format_to(out, "<figure class=\"heatmap\">{}</figure>\n", expert_heatmap(layers, experts, panels));
-  fmt::format_to(out, "</section>\n");
+  fmt::format_to(out, "</div>\n</section>\n");
 }
 
 void usage_section(Out out, const RunData& run, const std::string& remix, std::size_t num_experts) {
@@ -350,7 +355,7 @@ std::string render_report(const RunData& run, const ReportOptions& options) {
 }
 
 void write_report(const std::string& run_dir, const std::string& out_html, const ReportOptions& options) {
-  io::write_file_atomic(out_html, render_report(read_run(run_dir), options));
+  io::write_file_atomic(out_html, render_report(read_run(run_dir, options.questions_file), options));
 }
 
 }  // namespace c3po::report

@@ -12,10 +12,12 @@
 //                   re-mixing methods: "neighbours" [{"id", "source", "similarity", "weight"}],
 //                   "alpha", "losses", "tail_reruns", "experts_before" / "experts_after"
 //                   [{"moe_layer", "experts": [{"expert", "weight"}]}], "upper_bound".
-//   questions.jsonl (optional) the item texts, one line per item:
+//   questions.jsonl (optional) the item texts, one line per item (other fields are ignored, so a
+//                   generic-task data file such as the demo's test.jsonl serves as is):
 //                   {"task": "...", "id": "...", "question": "...", "choices": ["...", ...]}
-//                   matched to records by (task, id), or by id alone when "task" is absent. A record
-//                   may instead carry "question" and "choices" itself; that wins.
+//                   matched to records by (task, id), else by id alone when the id is on one line
+//                   only; ReportOptions::questions_file names another file. A record may instead
+//                   carry "question" and "choices" itself; that wins.
 // Everything but the required fields is optional: what is missing is shown as "-" or left out.
 #include <cstddef>
 #include <string>
@@ -33,6 +35,8 @@ struct ReportOptions {
   std::size_t max_examples = 6;
   // Experts on the usage histograms' x axis; 0 = the largest expert id seen + 1.
   std::size_t num_experts = 0;
+  // The item texts; empty = run_dir/questions.jsonl when it exists (see above).
+  std::string questions_file;
 };
 
 // The page for an already read run; same input, same bytes.

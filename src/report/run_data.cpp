@@ -235,13 +235,14 @@ QuestionText read_question(const Fields& f) {
 
 }  // namespace
 
-RunData read_run(const std::string& run_dir) {
+RunData read_run(const std::string& run_dir, const std::string& questions_file) {
   namespace fs = std::filesystem;
   RunData run;
   run.run_dir = run_dir;
   const std::string results_path = (fs::path(run_dir) / "results.json").string();
   const std::string items_path = (fs::path(run_dir) / "items.jsonl").string();
-  const std::string questions_path = (fs::path(run_dir) / "questions.jsonl").string();
+  const std::string questions_path =
+      questions_file.empty() ? (fs::path(run_dir) / "questions.jsonl").string() : questions_file;
 
   const json results = io::read_json_file(results_path);
   const Fields top(results, results_path, "");
@@ -270,14 +271,22 @@ RunData read_run(const std::string& run_dir) {
     run.tasks.push_back(std::move(tr));
   }
 
-  std::map<std::string, QuestionText> questions;
-  if (fs::exists(questions_path)) {
+  std::map<std::string, QuestionText> questions;           // by (task, id)
+  std::map<std::string, std::vector<std::string>> by_id;    // id -> keys of its lines
+  if (!questions_file.empty() || fs::exists(questions_path)) {
     for (auto& [line, j] : read_json_lines(questions_path)) {
       const Fields qf(j, questions_path, fmt::format("line {}", line));
-      const std::string key = question_key(qf.optional_string("task").value_or(""), qf.string("id"));
-      questions.emplace(key, read_question(qf));  // the first line of an item wins
+      const std::string id = qf.string("id");
+      const std::string key = question_key(qf.optional_string("task").value_or(""), id);
+      if (questions.emplace(key, read_question(qf)).second) by_id[id].push_back(key);  // first line wins
     }
   }
+  auto text_of = [&](const std::string& task, const std::string& id) -> const QuestionText* {
+    if (auto it = questions.find(question_key(task, id)); it != questions.end()) return &it->second;
+    auto ids = by_id.find(id);
+    if (ids != by_id.end() && ids->second.size() == 1) return &questions.at(ids->second.front());
+    return nullptr;
+  };
 
   std::map<std::pair<std::size_t, std::size_t>, ItemRecord> items;
   std::set<std::string> extra_methods;
@@ -297,12 +306,9 @@ RunData read_run(const std::string& run_dir) {
       QuestionText q = read_question(rf);
       r.question = std::move(q.question);
       r.choices = std::move(q.choices);
-    } else if (auto it = questions.find(question_key(r.task, r.id)); it != questions.end()) {
-      r.question = it->second.question;
-      r.choices = it->second.choices;
-    } else if (auto it2 = questions.find(question_key("", r.id)); it2 != questions.end()) {
-      r.question = it2->second.question;
-      r.choices = it2->second.choices;
+    } else if (const QuestionText* q = text_of(r.task, r.id)) {
+      r.question = q->question;
+      r.choices = q->choices;
     }
     const json& methods = rf.required("methods");
     if (!methods.is_object()) throw Error(items_path, rf.field("methods"), "expected an object of methods");

@@ -73,7 +73,10 @@ struct RunData {
   std::vector<std::string> method_order;  // base first, then the order of results.json
 };
 
-// Reads run_dir/results.json, run_dir/items.jsonl and, if present, run_dir/questions.jsonl.
-RunData read_run(const std::string& run_dir);
+// Reads run_dir/results.json, run_dir/items.jsonl and the item texts: `questions_file` if given
+// (it must exist), else run_dir/questions.jsonl if present. A text line matches a record by
+// (task, id), else by id alone when that id occurs on one line only (an id on several lines of
+// other tasks is ambiguous and matches nothing).
+RunData read_run(const std::string& run_dir, const std::string& questions_file = "");
 
 }  // namespace c3po::report

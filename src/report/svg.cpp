@@ -192,9 +192,12 @@ std::string usage_histogram(const std::string& title, const std::vector<UsageSer
     n_experts = std::max(n_experts, series[s].counts.size());
     for (auto c : series[s].counts) max_count = std::max(max_count, c);
   }
-  constexpr double left = 52, right = 16, top = 48, plot = 150, bottom = 44, bar_w = 8;
-  const double group = static_cast<double>(ns) * bar_w + 8;
-  const double width = std::max(380.0, left + group * static_cast<double>(n_experts) + right);
+  constexpr double left = 52, right = 16, top = 48, plot = 150, bottom = 44, min_width = 380;
+  // Few experts: wider groups filling the minimum width; many: 8-pixel bars.
+  const double n_groups = static_cast<double>(std::max<std::size_t>(n_experts, 1));
+  const double group = std::max(static_cast<double>(ns) * 8 + 8, (min_width - left - right) / n_groups);
+  const double bar_w = std::min(14.0, (group - 8) / static_cast<double>(std::max<std::size_t>(ns, 1)));
+  const double width = std::max(min_width, left + group * static_cast<double>(n_experts) + right);
   const double height = top + plot + bottom;
   const std::size_t step = nice_step(std::max(1.0, static_cast<double>(max_count) / 5.0));
   const std::size_t y_max = std::max<std::size_t>(step, (max_count + step - 1) / step * step);
@@ -231,7 +234,7 @@ std::string usage_histogram(const std::string& title, const std::vector<UsageSer
       fmt::format_to(std::back_inserter(out),
                      "<rect class=\"usage s{}\" data-expert=\"{}\" data-count=\"{}\" x=\"{}\" y=\"{}\" width=\"{}\" "
                      "height=\"{}\" fill=\"{}\"><title>{}: expert {} in the top-k of {} items</title></rect>\n",
-                     s, e, c, coord(gx + 4 + static_cast<double>(s) * bar_w), coord(top + plot - h), coord(bar_w),
+                     s, e, c, coord(gx + (group - bar_w * static_cast<double>(ns)) / 2 + static_cast<double>(s) * bar_w), coord(top + plot - h), coord(bar_w),
                      coord(h), kSeriesColours[s], escape(series[s].label), e, c);
     }
     if (e % label_every == 0)

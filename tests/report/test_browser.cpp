@@ -70,12 +70,16 @@ class BrowserTest : public ::testing::Test {
   // Runs the browser on the page with `extra` flags; stdout and stderr go to files. Returns the
   // exit status (124 when it timed out).
   int run_browser(const std::string& extra, const std::string& out, const std::string& err) {
+    return run_browser_on(html_, extra, out, err);
+  }
+  int run_browser_on(const std::string& page, const std::string& extra, const std::string& out,
+                     const std::string& err) {
     const std::string profile = testing::make_temp_dir("c3po_report_profile_");
     const std::string cmd = "timeout 180 " + shell_quoted(browser_) +
                             " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
                             " --disable-background-networking --disable-component-update --disable-sync"
                             " --disable-dev-shm-usage --enable-logging=stderr --v=0 --user-data-dir=" +
-                            shell_quoted(profile) + " " + extra + " " + shell_quoted("file://" + html_) + " >" + shell_quoted(out) +
+                            shell_quoted(profile) + " " + extra + " " + shell_quoted("file://" + page) + " >" + shell_quoted(out) +
                             " 2>" + shell_quoted(err) + " </dev/null";
     const int status = std::system(cmd.c_str());
     fs::remove_all(profile);
@@ -88,7 +92,9 @@ class BrowserTest : public ::testing::Test {
     std::stringstream lines(log);
     std::string line;
     while (std::getline(lines, line))
-      for (const char* marker : {"Uncaught", "Failed to load", "net::ERR_", "Refused to", "CONSOLE(", "Not allowed to load"})
+      // The page has no scripts, so any console message (CSP violations are logged there) is a fault.
+      for (const char* marker : {"Uncaught", "CONSOLE", "Content Security Policy", "Failed to load", "net::ERR_",
+                                 "Refused to", "Not allowed to load"})
         if (line.find(marker) != std::string::npos) {
           out.push_back(line);
           break;
@@ -113,6 +119,16 @@ TEST_F(BrowserTest, PageLoadsWithEveryChartAndNoErrors) {
   EXPECT_EQ(text.find("<b>bold</b>"), std::string::npos);
   const auto errors = page_errors(slurp(log));
   EXPECT_TRUE(errors.empty()) << "browser reported:\n" << errors.front();
+}
+
+// The log check sees what a broken page would show: a failing script and a blocked load.
+TEST_F(BrowserTest, ErrorCheckCatchesABrokenPage) {
+  const std::string page = dir_ + "/broken.html", dom = dir_ + "/broken.dom", log = dir_ + "/broken.log";
+  std::string html = slurp(html_);
+  html.insert(html.find("</body>"), "<script>undefined_function();</script><img src=\"missing.png\">");
+  std::ofstream(page) << html;
+  ASSERT_EQ(run_browser_on(page, "--dump-dom", dom, log), 0) << slurp(log);
+  EXPECT_GE(page_errors(slurp(log)).size(), 2u) << slurp(log);
 }
 
 TEST_F(BrowserTest, ScreenshotIsTaken) {

@@ -159,6 +159,29 @@ TEST_F(ReportTest, ItemTextComesFromTheRecordOrQuestionsFile) {
             (std::vector<std::string>{"1", "arc-e/17", "arc&lt;easy&gt;", "0.9100", "0.5000"}));
 }
 
+TEST_F(ReportTest, QuestionsFileOptionTakesADataFile) {
+  // A demo-style data file: "task" is the item family (not the record's task), extra fields.
+  std::filesystem::remove(dir_ + "/questions.jsonl");
+  const std::string data = dir_ + "/test.jsonl";
+  std::ofstream(data) << "{\"id\": \"q1\", \"task\": \"arithmetic\", \"question\": \"1 + 3 = ?\", "
+                         "\"choices\": [\"3\", \"5\", \"4\", \"22\"], \"answer\": 2}\n"
+                         "{\"id\": \"q3\", \"task\": \"a\", \"question\": \"first?\", \"choices\": [\"w\", \"x\", \"y\", \"z\"]}\n"
+                         "{\"id\": \"q3\", \"task\": \"b\", \"question\": \"second?\", \"choices\": [\"w\", \"x\", \"y\", \"z\"]}\n";
+  ReportOptions options;
+  options.questions_file = data;
+  const RunData run = read_run(dir_, data);
+  std::map<std::string, std::optional<std::string>> question;
+  for (const auto& r : run.items) question[r.id] = r.question;
+  EXPECT_EQ(question["q1"], std::optional<std::string>("1 + 3 = ?"));  // matched by its unique id
+  EXPECT_EQ(question["q3"], std::nullopt);                             // two lines: ambiguous, no text
+  EXPECT_EQ(question["q0"], std::nullopt);                             // not in the file
+  EXPECT_EQ(question["q2"], std::optional<std::string>("Pick the vowel."));  // the record's own text
+  const std::string html = render(options);
+  EXPECT_NE(html.find("no text for this item"), std::string::npos);
+  options.questions_file = dir_ + "/missing.jsonl";
+  EXPECT_THROW(render(options), Error);
+}
+
 TEST_F(ReportTest, BarHeightsAreProportionalToAccuracy) {
   const std::string html = render();
   const std::string chart = section(html, "<figure class=\"accuracy\">", "</figure>");
