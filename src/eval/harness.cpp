@@ -1,0 +1,388 @@
+#include "eval/harness.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <optional>
+#include <set>
+
+#include "data/scoring.h"
+#include "eval/flops.h"
+#include "eval/report.h"
+#include "eval/run_dir.h"
+#include "io/error.h"
+#include "io/json_file.h"
+#include "io/progress.h"
+
+namespace c3po::eval {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// One base forward of letter prompts; column b of `letter_columns` maps item b's letters to
+// columns of the result's logits.
+struct LetterBatch {
+  model::ForwardResult result;
+  std::vector<std::vector<int64_t>> letter_columns;
+};
+
+LetterBatch run_letter_batch(const model::MoeModel& model, const std::vector<const LetterRequest*>& batch,
+                             model::ForwardOptions options) {
+  std::set<int64_t> rows;
+  for (const auto* r : batch) rows.insert(r->letter_ids.begin(), r->letter_ids.end());
+  options.vocab_rows.assign(rows.begin(), rows.end());
+  options.all_positions = false;
+  std::vector<std::vector<int64_t>> prompts;
+  prompts.reserve(batch.size());
+  for (const auto* r : batch) prompts.push_back(r->ids);
+  LetterBatch out;
+  out.result = model.forward(prompts, options);
+  for (const auto* r : batch) {
+    std::vector<int64_t> cols;
+    for (int64_t id : r->letter_ids)
+      cols.push_back(std::lower_bound(options.vocab_rows.begin(), options.vocab_rows.end(), id) -
+                     options.vocab_rows.begin());
+    out.letter_columns.push_back(std::move(cols));
+  }
+  return out;
+}
+
+torch::Tensor letter_row(const LetterBatch& b, std::size_t i) {
+  return b.result.logits[static_cast<int64_t>(i)]
+      .index_select(0, torch::tensor(b.letter_columns[i], torch::kInt64))
+      .to(torch::kFloat32)
+      .contiguous();
+}
+
+std::vector<double> to_doubles(const torch::Tensor& t) {
+  auto d = t.detach().to(torch::kFloat64).contiguous();
+  return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+}
+
+nlohmann::json item_header(const EvalTask& task, std::size_t t, std::size_t i) {
+  const auto& item = task.items[i];
+  return {{"task_index", t}, {"index", i}, {"task", item.task}, {"id", item.id}, {"gold", item.gold}};
+}
+
+struct Pending {
+  std::size_t task = 0, index = 0;
+  std::size_t length = 0;  // tokens, for ordering the batches
+};
+
+}  // namespace
+
+const char* c3po_version() { return C3PO_VERSION; }
+
+std::vector<double> softmax(const std::vector<double>& logits) {
+  if (logits.empty()) return {};
+  const double mx = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(logits.size());
+  double sum = 0;
+  for (std::size_t i = 0; i < logits.size(); ++i) sum += p[i] = std::exp(logits[i] - mx);
+  for (double& v : p) v /= sum;
+  return p;
+}
+
+std::vector<torch::Tensor> letter_logits(const model::MoeModel& model, const std::vector<LetterRequest>& requests,
+                                         std::size_t batch) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> out(requests.size());
+  std::vector<std::size_t> order(requests.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return requests[a].ids.size() < requests[b].ids.size(); });
+  for (std::size_t s = 0; s < order.size(); s += std::max<std::size_t>(batch, 1)) {
+    const std::size_t e = std::min(order.size(), s + std::max<std::size_t>(batch, 1));
+    std::vector<const LetterRequest*> b;
+    for (std::size_t k = s; k < e; ++k) b.push_back(&requests[order[k]]);
+    const LetterBatch lb = run_letter_batch(model, b, {});
+    for (std::size_t k = s; k < e; ++k) out[order[k]] = letter_row(lb, k - s);
+  }
+  return out;
+}
+
+std::vector<ContinuationScore> score_continuations(const model::MoeModel& model,
+                                                   const std::vector<LoglikTokens>& requests, std::size_t batch,
+                                                   int64_t max_length, int64_t max_logit_floats) {
+  torch::NoGradGuard no_grad;
+  const int64_t vocab = model.config().vocab_size;
+  struct Input {
+    std::vector<int64_t> ids;
+    std::size_t n_cont = 0;
+  };
+  std::vector<Input> inputs(requests.size());
+  for (std::size_t r = 0; r < requests.size(); ++r) {
+    const auto& req = requests[r];
+    if (req.continuation.empty()) throw Error("", fmt::format("request {}", r), "empty continuation");
+    if (static_cast<int64_t>(req.continuation.size()) > max_length)
+      throw Error("", fmt::format("request {}", r),
+                  fmt::format("continuation of {} tokens exceeds the model's length {}", req.continuation.size(),
+                              max_length));
+    std::vector<int64_t> whole = req.context;
+    whole.insert(whole.end(), req.continuation.begin(), req.continuation.end());
+    const std::size_t keep = static_cast<std::size_t>(std::min<int64_t>(static_cast<int64_t>(whole.size()), max_length + 1));
+    inputs[r].ids.assign(whole.end() - static_cast<std::ptrdiff_t>(keep), whole.end() - 1);
+    inputs[r].n_cont = req.continuation.size();
+  }
+  std::vector<std::size_t> order(requests.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return inputs[a].ids.size() > inputs[b].ids.size(); });
+
+  std::vector<ContinuationScore> out(requests.size());
+  model::ForwardOptions opt;
+  opt.all_positions = true;
+  std::size_t s = 0;
+  while (s < order.size()) {
+    // Longest first: the first prompt of a batch sets its padded length.
+    const int64_t tmax = static_cast<int64_t>(inputs[order[s]].ids.size());
+    const std::size_t by_memory = static_cast<std::size_t>(std::max<int64_t>(1, max_logit_floats / (tmax * vocab)));
+    const std::size_t e = std::min(order.size(), s + std::max<std::size_t>(1, std::min(batch, by_memory)));
+    std::vector<std::vector<int64_t>> prompts;
+    for (std::size_t k = s; k < e; ++k) prompts.push_back(inputs[order[k]].ids);
+    const model::ForwardResult res = model.forward(prompts, opt);
+    for (std::size_t k = s; k < e; ++k) {
+      const std::size_t r = order[k];
+      const auto& in = inputs[r];
+      const int64_t len = static_cast<int64_t>(in.ids.size()), nc = static_cast<int64_t>(in.n_cont);
+      // Positions len-nc .. len-1 predict the continuation tokens.
+      const auto rows = res.logits[static_cast<int64_t>(k - s)].slice(0, len - nc, len).to(torch::kFloat64);
+      const auto logp = torch::log_softmax(rows, -1);
+      const auto target = torch::tensor(requests[r].continuation, torch::kInt64);
+      out[r].loglik = logp.gather(1, target.unsqueeze(1)).sum().item<double>();
+      out[r].is_greedy = torch::equal(rows.argmax(-1), target);
+    }
+    s = e;
+  }
+  return out;
+}
+
+EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, const tokenizer::Tokenizer& tok,
+                 const std::vector<std::unique_ptr<ItemMethod>>& methods, const RunControl& control) {
+  torch::NoGradGuard no_grad;
+  if (settings.batch == 0) throw Error("", "--batch", "must be at least 1");
+  if (settings.dtype != model::dtype_name(model.dtype()))
+    throw Error(settings.model, "--dtype",
+                fmt::format("the model was loaded as {}, the settings say {}", model::dtype_name(model.dtype()),
+                            settings.dtype));
+  std::vector<std::string> method_names;
+  nlohmann::json method_config = nlohmann::json::object();
+  for (const auto& m : methods) {
+    const std::string name = m->name();
+    if (name == "base" || name.empty() ||
+        std::find(method_names.begin(), method_names.end(), name) != method_names.end())
+      throw Error("", "methods", "method names must be unique, non-empty and not 'base'; got '" + name + "'");
+    method_names.push_back(name);
+    method_config[name] = m->settings();
+  }
+  if (!methods.empty() && settings.protocol != Protocol::Letter)
+    throw Error("", "--protocol", "re-mixing methods need the letter protocol");
+
+  std::vector<EvalTask> tasks = load_tasks(settings);
+  nlohmann::json rsettings = result_settings(settings, model.fingerprint(), method_names);
+  rsettings["method_config"] = method_config;
+  const nlohmann::json model_info = {{"path", settings.model},
+                                     {"fingerprint", model.fingerprint()},
+                                     {"model_type", model.config().model_type},
+                                     {"dtype", model::dtype_name(model.dtype())},
+                                     {"parameters", model.parameter_count()},
+                                     {"active_parameters", model.active_parameter_count()}};
+
+  EvalRun run;
+  run.records.resize(tasks.size());
+  std::vector<std::vector<bool>> have(tasks.size());
+  for (std::size_t t = 0; t < tasks.size(); ++t) {
+    run.records[t].resize(tasks[t].items.size());
+    have[t].assign(tasks[t].items.size(), false);
+    run.total += tasks[t].items.size();
+  }
+
+  std::optional<RunDirectory> dir;
+  if (!settings.out_dir.empty()) {
+    dir.emplace(RunDirectory::open(settings.out_dir, rsettings, {{"c3po_version", c3po_version()}, {"model", model_info}}));
+    for (const auto& [key, record] : dir->done()) {
+      const std::string where = dir->path("items.jsonl");
+      if (key.first >= tasks.size() || key.second >= tasks[key.first].items.size() ||
+          record.value("id", std::string()) != tasks[key.first].items[key.second].id)
+        throw Error(where, fmt::format("item {} of task {}", key.second, key.first),
+                    "does not match the data being evaluated (the data files changed?); use another --out folder");
+      run.records[key.first][key.second] = record;
+      have[key.first][key.second] = true;
+      ++run.resumed;
+    }
+  }
+  run.done = run.resumed;
+
+  const FlopsModel fm = flops_model(model.config(), model.active_parameter_count());
+  std::string label = "eval";
+  for (const auto& t : tasks) label += (label == "eval" ? " " : ",") + t.request.task;
+  io::Progress progress(label, run.total, control.progress);
+  progress.set_resumed(run.done);
+  std::size_t finished_here = 0;
+  auto should_stop = [&] {
+    if (control.stop && control.stop->load()) return true;
+    return control.stop_after_items > 0 && finished_here >= control.stop_after_items;
+  };
+  auto commit = [&](std::vector<nlohmann::json>& batch_records) {
+    if (dir) dir->append(batch_records);
+    for (auto& r : batch_records) {
+      const ItemKey key = record_key(r, "record");
+      run.records[key.first][key.second] = std::move(r);
+      have[key.first][key.second] = true;
+    }
+    run.done += batch_records.size();
+    finished_here += batch_records.size();
+    progress.update(run.done);
+  };
+  const auto t_run = Clock::now();
+
+  if (settings.protocol == Protocol::Letter) {
+    // Tokenise everything first: a letter that is not one token stops the run before any compute.
+    const std::size_t max_tokens = static_cast<std::size_t>(std::max<int64_t>(0, model.config().max_position_embeddings));
+    std::vector<std::vector<std::optional<LetterRequest>>> reqs(tasks.size());
+    std::vector<Pending> pending;
+    for (std::size_t t = 0; t < tasks.size(); ++t) {
+      reqs[t].resize(tasks[t].items.size());
+      for (std::size_t i = 0; i < tasks[t].items.size(); ++i) {
+        if (have[t][i]) continue;
+        reqs[t][i] = encode_letter_request(tok, tasks[t].items[i], max_tokens);
+        pending.push_back({t, i, reqs[t][i]->ids.size()});
+      }
+    }
+    std::stable_sort(pending.begin(), pending.end(),
+                     [](const Pending& a, const Pending& b) { return a.length < b.length; });
+    model::ForwardOptions base_options;
+    for (const auto& m : methods) m->prepare(base_options);
+    if (!methods.empty()) base_options.capture = true;
+
+    for (std::size_t s = 0; s < pending.size() && !should_stop(); s += settings.batch) {
+      const std::size_t e = std::min(pending.size(), s + settings.batch);
+      std::vector<const LetterRequest*> batch;
+      for (std::size_t k = s; k < e; ++k) batch.push_back(&*reqs[pending[k].task][pending[k].index]);
+      const auto t0 = Clock::now();
+      LetterBatch lb = run_letter_batch(model, batch, base_options);
+      const double base_seconds = seconds_since(t0) / static_cast<double>(batch.size());
+
+      std::vector<nlohmann::json> records;
+      for (std::size_t k = s; k < e; ++k) {
+        const std::size_t b = k - s;
+        const auto& p = pending[k];
+        const auto& req = *batch[b];
+        const auto& item = tasks[p.task].items[p.index];
+        ItemContext ctx;
+        ctx.item = &item;
+        ctx.prompt = req.prompt;
+        ctx.ids = req.ids;
+        ctx.letter_ids = req.letter_ids;
+        ctx.letter_logits = letter_row(lb, b);
+        if (lb.result.pathway.defined()) ctx.pathway = lb.result.pathway[static_cast<int64_t>(b)];
+        if (lb.result.embedding.defined()) ctx.embedding = lb.result.embedding[static_cast<int64_t>(b)];
+        if (b < lb.result.prefixes.size()) ctx.prefix = &lb.result.prefixes[b];
+
+        const std::vector<double> logits = to_doubles(ctx.letter_logits);
+        nlohmann::json rec = item_header(tasks[p.task], p.task, p.index);
+        rec["n_tokens"] = req.ids.size();
+        if (req.truncated) rec["truncated"] = true;
+        nlohmann::json base = {{"prediction", data::predict_letter(logits)},
+                               {"letter_probs", softmax(logits)},
+                               {"letter_logits", logits}};
+        if (settings.record_timing) base["seconds"] = base_seconds;
+        base["flops"] = forward_flops(fm, static_cast<int64_t>(req.ids.size()), 0, 1,
+                                      static_cast<int64_t>(req.letter_ids.size()));
+        rec["methods"]["base"] = base;
+        for (const auto& m : methods) {
+          const auto tm = Clock::now();
+          MethodOutcome o = m->run(ctx);
+          const double secs = o.seconds > 0 ? o.seconds : seconds_since(tm);
+          const std::string where = item.source.empty() ? item.id : item.source;
+          if (o.prediction < 0 || o.prediction >= static_cast<int>(item.choices.size()))
+            throw Error(where, "method " + m->name(),
+                        fmt::format("prediction {} is not a choice index [0, {})", o.prediction, item.choices.size()));
+          nlohmann::json mr = {{"prediction", o.prediction}, {"letter_probs", o.letter_probs}, {"flops", o.flops}};
+          if (settings.record_timing) mr["seconds"] = secs;
+          if (!o.details.is_null()) mr["details"] = std::move(o.details);
+          rec["methods"][m->name()] = std::move(mr);
+        }
+        records.push_back(std::move(rec));
+      }
+      commit(records);
+    }
+  } else {
+    const auto& cfg = model.config();
+    const std::optional<int64_t> prefix = prefix_token_id(tok, cfg.bos_token_id, cfg.eos_token_ids);
+    const int64_t max_length = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings : 2048;
+    std::vector<std::vector<std::optional<LoglikRequests>>> reqs(tasks.size());
+    std::vector<Pending> pending;
+    for (std::size_t t = 0; t < tasks.size(); ++t) {
+      reqs[t].resize(tasks[t].items.size());
+      for (std::size_t i = 0; i < tasks[t].items.size(); ++i) {
+        if (have[t][i]) continue;
+        reqs[t][i] = encode_loglik_item(tok, tasks[t].items[i], prefix);
+        std::size_t longest = 0;
+        for (const auto& r : reqs[t][i]->requests)
+          longest = std::max(longest, r.context.size() + r.continuation.size());
+        pending.push_back({t, i, longest});
+      }
+    }
+    std::stable_sort(pending.begin(), pending.end(),
+                     [](const Pending& a, const Pending& b) { return a.length < b.length; });
+    // A chunk of items is scored and written together; their requests are batched by settings.batch.
+    for (std::size_t s = 0; s < pending.size() && !should_stop(); s += settings.batch) {
+      const std::size_t e = std::min(pending.size(), s + settings.batch);
+      std::vector<LoglikTokens> flat;
+      for (std::size_t k = s; k < e; ++k)
+        for (const auto& r : reqs[pending[k].task][pending[k].index]->requests) flat.push_back(r);
+      const auto t0 = Clock::now();
+      const auto scores = score_continuations(model, flat, settings.batch, max_length);
+      const double base_seconds = seconds_since(t0) / static_cast<double>(e - s);
+      std::vector<nlohmann::json> records;
+      std::size_t f = 0;
+      for (std::size_t k = s; k < e; ++k) {
+        const auto& p = pending[k];
+        const auto& lr = *reqs[p.task][p.index];
+        std::vector<double> lls;
+        std::vector<bool> greedy;
+        double flops = 0;
+        for (const auto& r : lr.requests) {
+          lls.push_back(scores[f].loglik);
+          greedy.push_back(scores[f].is_greedy);
+          const auto n = static_cast<int64_t>(std::min<std::size_t>(r.context.size() + r.continuation.size() - 1,
+                                                                     static_cast<std::size_t>(max_length)));
+          flops += forward_flops(fm, n, 0, n, -1);
+          ++f;
+        }
+        const data::LoglikPrediction pred = data::predict_loglik(lls, lr.item.norm_lengths);
+        nlohmann::json rec = item_header(tasks[p.task], p.task, p.index);
+        for (const auto& r : lr.requests)
+          if (static_cast<int64_t>(r.context.size() + r.continuation.size()) > max_length + 1) rec["truncated"] = true;
+        nlohmann::json base = {{"prediction", pred.acc}, {"loglik", lls}, {"is_greedy", greedy}};
+        if (lr.item.reports_acc_norm) base["prediction_norm"] = pred.acc_norm;
+        if (settings.record_timing) base["seconds"] = base_seconds;
+        base["flops"] = flops;
+        rec["methods"]["base"] = base;
+        records.push_back(std::move(rec));
+      }
+      commit(records);
+    }
+  }
+  progress.finish();
+  run.seconds = seconds_since(t_run);
+
+  run.complete = run.done == run.total;
+  if (!run.complete) return run;
+  std::vector<std::string> all_methods{"base"};
+  all_methods.insert(all_methods.end(), method_names.begin(), method_names.end());
+  run.results = build_results({c3po_version(), model_info, rsettings, all_methods}, tasks, run.records);
+  run.markdown = markdown_table(run.results);
+  if (dir) io::write_json_file(dir->path("results.json"), run.results);
+  return run;
+}
+
+}  // namespace c3po::eval

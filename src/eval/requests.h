@@ -1,0 +1,53 @@
+#pragma once
+// Items -> token ids, for both protocols. No torch here.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/item.h"
+#include "data/prompt.h"
+#include "tokenizer/tokenizer.h"
+
+namespace c3po::eval {
+
+struct LetterRequest {
+  std::string prompt;               // data::render_letter_prompt
+  std::vector<int64_t> ids;         // the prompt with the tokenizer's default special tokens
+  std::vector<int64_t> letter_ids;  // token of " A", " B", ... as it follows the prompt
+  bool truncated = false;           // ids lost their beginning to fit the model (as lm-eval truncates)
+};
+
+// The token id of each answer letter after `prompt`: encode(prompt + letter) must be
+// encode(prompt) followed by exactly one token (both without special tokens, so an appended EOS
+// cannot interfere); anything else is a c3po::Error naming `where` and the letter.
+std::vector<int64_t> letter_token_ids(const tokenizer::Tokenizer& tok, const std::string& prompt,
+                                      std::size_t n_choices, const std::string& where);
+
+// max_tokens > 0: keep only the last max_tokens ids (the model's context length).
+LetterRequest encode_letter_request(const tokenizer::Tokenizer& tok, const data::McItem& item,
+                                    std::size_t max_tokens = 0);
+
+// One lm-eval request as tokens: the model reads context + continuation[:-1] and is scored on
+// every continuation token.
+struct LoglikTokens {
+  std::vector<int64_t> context;
+  std::vector<int64_t> continuation;
+};
+
+struct LoglikRequests {
+  data::LoglikItem item;               // the rendered requests, gold, acc_norm lengths
+  std::vector<LoglikTokens> requests;  // one per choice
+};
+
+// lm-eval _encode_pair: whole = enc(ctx + cont), ctx_enc = enc(ctx), cont_enc = whole[len(ctx_enc):]
+// (tokenizer default special tokens); an empty context becomes [prefix_token].
+LoglikRequests encode_loglik_item(const tokenizer::Tokenizer& tok, const data::McItem& item,
+                                  std::optional<int64_t> prefix_token);
+
+// lm-eval's prefix_token_id: the tokenizer's BOS, else its EOS, else the model config's
+// bos_token_id / first eos_token_id (what HF would read from the same folder); nullopt if none.
+std::optional<int64_t> prefix_token_id(const tokenizer::Tokenizer& tok, std::optional<int64_t> config_bos,
+                                       const std::vector<int64_t>& config_eos);
+
+}  // namespace c3po::eval
