@@ -166,7 +166,7 @@ struct SentenceEncoder::Impl {
   at::Tensor word_emb, pos_emb, type_emb_row, emb_ln_w, emb_ln_b;
   std::vector<EncoderLayer> layers;
 
-  Impl(tokenizer::Tokenizer t) : tok(std::move(t)) {}
+  explicit Impl(tokenizer::Tokenizer t) : tok(std::move(t)) {}
 
   std::vector<std::int32_t> ids_of(const std::string& text) const;
   at::Tensor hidden_states(const at::Tensor& ids, const std::vector<int64_t>& lengths) const;
