@@ -116,7 +116,8 @@ void accuracy_charts(Out out, const RunData& run) {
   for (const auto& t : run.tasks) {
     std::vector<AccuracyBar> bars;
     for (const auto& m : t.methods)
-      bars.push_back({m.method, m.accuracy, m.interval_low, m.interval_high, m.upper_bound});
+      if (m.accuracy) bars.push_back({m.method, *m.accuracy, m.interval_low, m.interval_high, m.upper_bound});
+    if (bars.empty()) continue;  // a task without items has nothing to draw
     fmt::format_to(out, "<figure class=\"accuracy\">{}</figure>\n",
                    accuracy_chart(fmt::format("{}: accuracy per method (n = {})", t.task, t.n), bars));
   }

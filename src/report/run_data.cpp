@@ -140,8 +140,10 @@ MethodResult read_method_result(const Fields& f, std::size_t task_n) {
   MethodResult m;
   m.method = f.string("method");
   m.n = f.optional_count("n").value_or(task_n);
-  m.accuracy = f.number("acc");
-  if (m.accuracy < 0 || m.accuracy > 1) throw Error(f.file(), f.field("acc"), "expected a share in [0, 1]");
+  f.required("acc");
+  m.accuracy = f.optional_number("acc");
+  if (m.accuracy && (*m.accuracy < 0 || *m.accuracy > 1))
+    throw Error(f.file(), f.field("acc"), "expected a share in [0, 1]");
   if (const json* iv = f.optional_array("acc_interval")) {
     if (iv->size() != 2) throw Error(f.file(), f.field("acc_interval"), "expected [low, high]");
     m.interval_low = f.as_number((*iv)[0], f.field("acc_interval[0]"));

@@ -14,7 +14,7 @@ namespace c3po::report {
 struct MethodResult {
   std::string method;
   std::size_t n = 0;
-  double accuracy = 0;
+  std::optional<double> accuracy;  // null in results.json when the task had no items
   std::optional<double> interval_low, interval_high;
   std::optional<double> change_vs_base;
   std::optional<std::size_t> wrong_to_right, right_to_wrong;

@@ -306,6 +306,25 @@ TEST_F(ReportTest, OptionalFieldsMayBeMissing) {
   EXPECT_EQ(count_of(html, "<section class=\"example\""), 2u);
 }
 
+TEST_F(ReportTest, TaskWithoutItemsHasNoChart) {
+  nlohmann::json results = fixture_.results;
+  nlohmann::json empty = results["tasks"][0];
+  empty["task"] = "empty-task";
+  empty["n"] = 0;
+  for (auto& m : empty["methods"]) {
+    m["n"] = 0;
+    m["acc"] = nullptr;  // what the harness writes for 0 / 0
+    m["change_vs_base"] = nullptr;
+  }
+  results["tasks"].push_back(empty);
+  std::ofstream(dir_ + "/results.json") << results.dump();
+  const std::string html = render();
+  EXPECT_EQ(count_of(html, "<figure class=\"accuracy\"><svg "), 1u);
+  EXPECT_EQ(cells(section(html, "<tr data-task=\"empty-task\" data-method=\"ngd\"", "</tr>")),
+            (std::vector<std::string>{"empty-task", "ngd", "0", "-", "15.0% &ndash; 85.0%", "-", "1", "1", "0%",
+                                      "1.23 s", "4.2 GFLOP"}));
+}
+
 // A c3po::Error whose message names `file_part` and `field_part`.
 void expect_error(const std::string& dir, const std::string& file_part, const std::string& field_part) {
   try {
