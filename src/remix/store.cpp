@@ -71,6 +71,7 @@ nlohmann::json ReferenceItem::to_json() const {
   nlohmann::json j = {{"id", id}, {"source", source}, {"question", question}, {"choices", choices}, {"gold", gold}};
   if (!context.empty()) j["context"] = context;
   if (!subject.empty()) j["subject"] = subject;
+  if (!extra.empty()) j["extra"] = extra;
   return j;
 }
 
@@ -84,6 +85,7 @@ ReferenceItem ReferenceItem::from_json(const nlohmann::json& j, const std::strin
     r.gold = j.at("gold").get<int>();
     r.context = j.value("context", "");
     r.subject = j.value("subject", "");
+    if (j.contains("extra")) r.extra = j["extra"];
   } catch (const nlohmann::json::exception& e) {
     throw Error(file, "items", std::string("malformed reference item: ") + e.what());
   }
@@ -91,7 +93,8 @@ ReferenceItem ReferenceItem::from_json(const nlohmann::json& j, const std::strin
 }
 
 void ReferenceStore::write(const std::string& path, const StoreIdentity& identity, const StoreCounts& counts,
-                           const std::vector<std::string>& datasets, const StoreRows& rows, bool half_pathways) {
+                           const std::vector<std::string>& datasets, const StoreRows& rows, bool half_pathways,
+                           const std::map<std::string, std::string>& extra_metadata) {
   const int64_t n = rows.size();
   if (static_cast<int64_t>(rows.embeddings.size()) != n || static_cast<int64_t>(rows.pathways.size()) != n ||
       static_cast<int64_t>(rows.base_loss.size()) != n || static_cast<int64_t>(rows.correct.size()) != n)
@@ -100,8 +103,10 @@ void ReferenceStore::write(const std::string& path, const StoreIdentity& identit
   std::map<std::string, int> source_of;
   for (std::size_t i = 0; i < datasets.size(); ++i) source_of[datasets[i]] = static_cast<int>(i);
 
+  // Rows come normalised (so that a store rewritten from its own rows is bit-identical).
   auto emb = torch::stack(rows.embeddings).to(torch::kFloat).contiguous();
-  emb = emb / emb.norm(2, 1, true).clamp_min(1e-12);
+  if (!torch::allclose(emb.norm(2, 1), torch::ones({n}), 1e-4, 1e-4))
+    throw Error(path, "embeddings", "rows must have unit norm");
   auto paths = torch::stack(rows.pathways).to(half_pathways ? torch::kHalf : torch::kFloat).contiguous();
   std::vector<int64_t> gold;
   std::vector<int32_t> source;
@@ -132,7 +137,7 @@ void ReferenceStore::write(const std::string& path, const StoreIdentity& identit
     data.push_back({kTensorNames[i], to_io(t.scalar_type()), t.sizes().vec(), t.data_ptr(), bytes});
     sum = checksum64(t.data_ptr(), bytes, sum);
   }
-  const std::map<std::string, std::string> meta = {
+  std::map<std::string, std::string> meta = {
       {"format", kStoreFormat},
       {"model_fingerprint", identity.model_fingerprint},
       {"embedder", identity.embedder},
@@ -142,6 +147,7 @@ void ReferenceStore::write(const std::string& path, const StoreIdentity& identit
       {"datasets", nlohmann::json(datasets).dump()},
       {"checksum", hex64(sum)},
   };
+  for (const auto& [k, v] : extra_metadata) meta.emplace(k, v);
   io::write_safetensors(path, data, meta);
 }
 
@@ -208,6 +214,24 @@ void ReferenceStore::require(const StoreIdentity& expected) const {
   check("model_fingerprint", identity_.model_fingerprint, expected.model_fingerprint, "another model:");
   check("embedder", identity_.embedder, expected.embedder, "the embedder");
   check("prompt_format", identity_.prompt_format, expected.prompt_format, "the prompt format");
+}
+
+StoreRows ReferenceStore::rows() const {
+  StoreRows r;
+  for (int64_t i = 0; i < size_; ++i) {
+    r.items.push_back(item(i));
+    r.embeddings.push_back(embeddings_[i].clone());
+    r.pathways.push_back(pathway(i));
+    r.base_loss.push_back(base_loss_[i].item<float>());
+    r.correct.push_back(correct_[i].item<uint8_t>());
+  }
+  return r;
+}
+
+std::string ReferenceStore::metadata(const std::string& key) const {
+  const auto& m = file_->metadata();
+  auto it = m.find(key);
+  return it == m.end() ? std::string() : it->second;
 }
 
 torch::Tensor ReferenceStore::pathway(int64_t i) const { return pathways_[i].to(torch::kFloat); }

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,7 @@ struct ReferenceItem {
   std::vector<std::string> choices;
   std::string context;
   std::string subject;
+  nlohmann::json extra = nlohmann::json::object();  // task-specific fields the renderer needs
   int gold = 0;
   nlohmann::json to_json() const;
   static ReferenceItem from_json(const nlohmann::json& j, const std::string& file);
@@ -63,11 +65,18 @@ class ReferenceStore {
  public:
   // Writes atomically (temporary name, then rename). half_pathways: fp16 pathways (default).
   // Each item's source must be one of `datasets`.
+  // extra_metadata is kept as is (e.g. the build settings, or a partial build's progress).
   static void write(const std::string& path, const StoreIdentity& identity, const StoreCounts& counts,
-                    const std::vector<std::string>& datasets, const StoreRows& rows, bool half_pathways = true);
+                    const std::vector<std::string>& datasets, const StoreRows& rows, bool half_pathways = true,
+                    const std::map<std::string, std::string>& extra_metadata = {});
 
   // Opens and verifies the checksum; a corrupt or truncated file is a c3po::Error naming it.
   static ReferenceStore open(const std::string& path);
+
+  // All rows back in memory (to continue a partial build).
+  StoreRows rows() const;
+  // A metadata value ("" if absent).
+  std::string metadata(const std::string& key) const;
 
   // Throws a c3po::Error naming the store and the field that differs.
   void require(const StoreIdentity& expected) const;

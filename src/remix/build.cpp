@@ -1,0 +1,163 @@
+#include "remix/build.h"
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "data/prompt.h"
+#include "data/registry.h"
+#include "eval/requests.h"
+#include "io/error.h"
+#include "io/progress.h"
+
+namespace c3po::remix {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Loaded {
+  std::vector<data::McItem> items;
+  std::vector<std::string> datasets;
+  int64_t skipped = 0;
+};
+
+Loaded read_sources(const BuildOptions& opt) {
+  Loaded l;
+  for (const auto& src : opt.sources) {
+    data::ReadOptions ro;
+    ro.skip_bad = opt.skip_bad;
+    auto rr = data::read_task(src.task, src.path, src.split, ro);
+    l.skipped += static_cast<int64_t>(rr.skipped);
+    if (opt.limit > 0 && rr.items.size() > opt.limit) rr.items.resize(opt.limit);
+    if (std::find(l.datasets.begin(), l.datasets.end(), src.task) == l.datasets.end()) l.datasets.push_back(src.task);
+    for (auto& it : rr.items) l.items.push_back(std::move(it));
+  }
+  if (l.items.empty()) throw Error(opt.sources.empty() ? "" : opt.sources[0].path, "", "no reference items to run");
+  return l;
+}
+
+}  // namespace
+
+BuildReport build_reference_store(const model::MoeModel& model, const tokenizer::Tokenizer& tok,
+                                  const BuildOptions& opt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (opt.out.empty()) throw Error("", "--out", "a store path is required");
+  if (opt.batch == 0) throw Error("", "--batch", "must be at least 1");
+  auto loaded = read_sources(opt);
+  const auto& items = loaded.items;
+  const StoreIdentity identity{model.fingerprint(), opt.embedder.identity(model), std::string(data::kLetterPromptFormat)};
+  nlohmann::json sources = nlohmann::json::array();
+  for (const auto& s : opt.sources) sources.push_back({{"task", s.task}, {"path", s.path}, {"split", s.split}});
+  const std::string settings = nlohmann::json{{"sources", sources},
+                                              {"limit", opt.limit},
+                                              {"batch", opt.batch},
+                                              {"model", identity.model_fingerprint},
+                                              {"embedder", identity.embedder},
+                                              {"prompt_format", identity.prompt_format},
+                                              {"keep_incorrect", opt.keep_incorrect},
+                                              {"half_pathways", opt.half_pathways},
+                                              {"skip_bad", opt.skip_bad}}
+                                   .dump();
+
+  BuildReport report;
+  StoreRows rows;
+  StoreCounts counts;
+  counts.skipped = loaded.skipped;
+  std::size_t start = 0;
+  const std::string partial = opt.out + ".partial";
+  if (fs::exists(partial)) {
+    auto p = ReferenceStore::open(partial);
+    if (p.metadata("build_settings") != settings)
+      throw Error(partial, "build_settings",
+                  "an interrupted build with other settings (model, data, embedder, limit or batch) is here; "
+                  "delete it to start afresh, or rerun with the settings it was started with");
+    rows = p.rows();
+    counts = p.counts();
+    start = std::stoul(p.metadata("build_processed"));
+    report.resumed = start;
+  }
+
+  const bool model_embedder = opt.embedder.kind == EmbedderChoice::Kind::ModelLayer;
+  const int embed_layer = model_embedder ? opt.embedder.resolved_layer(model) : -1;
+  HashedNgramEmbedder hasher(opt.embedder.hash_dim);
+  io::Progress progress("reference build", items.size(), opt.progress);
+  progress.set_resumed(start);
+  auto last_checkpoint = std::chrono::steady_clock::now();
+  auto checkpoint = [&](std::size_t processed) {
+    if (rows.size() == 0) return;
+    ReferenceStore::write(partial, identity, counts, loaded.datasets, rows, opt.half_pathways,
+                          {{"build_settings", settings}, {"build_processed", std::to_string(processed)}});
+    last_checkpoint = std::chrono::steady_clock::now();
+  };
+
+  std::size_t fresh = 0;
+  for (std::size_t b = start; b < items.size(); b += opt.batch) {
+    const bool stop_now = (opt.stop && opt.stop->load()) || (opt.stop_after_items && fresh >= opt.stop_after_items);
+    if (stop_now) {
+      checkpoint(b);
+      report.counts = counts;
+      report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      return report;
+    }
+    const std::size_t e = std::min(items.size(), b + opt.batch);
+    std::vector<eval::LetterRequest> reqs;
+    std::vector<std::vector<int64_t>> prompts;
+    std::set<int64_t> letter_set;
+    for (std::size_t i = b; i < e; ++i) {
+      reqs.push_back(eval::encode_letter_request(tok, items[i]));
+      prompts.push_back(reqs.back().ids);
+      letter_set.insert(reqs.back().letter_ids.begin(), reqs.back().letter_ids.end());
+    }
+    model::ForwardOptions fo;
+    fo.capture = true;
+    fo.vocab_rows.assign(letter_set.begin(), letter_set.end());
+    fo.embed_layer = embed_layer;
+    std::map<int64_t, int64_t> column;
+    for (std::size_t c = 0; c < fo.vocab_rows.size(); ++c) column[fo.vocab_rows[c]] = static_cast<int64_t>(c);
+    torch::NoGradGuard no_grad;
+    const auto res = model.forward(prompts, fo);
+    torch::Tensor hashed;
+    if (!model_embedder) {
+      std::vector<std::string> texts;
+      for (std::size_t i = b; i < e; ++i) texts.push_back(embedding_text(items[i]));
+      hashed = hasher.embed(texts);
+    }
+    for (std::size_t i = b; i < e; ++i) {
+      const int64_t r = static_cast<int64_t>(i - b);
+      const auto& item = items[i];
+      std::vector<int64_t> cols;
+      for (int64_t id : reqs[r].letter_ids) cols.push_back(column.at(id));
+      const auto letters = res.logits[r].index_select(0, torch::tensor(cols, torch::kLong)).to(torch::kFloat);
+      const int prediction = static_cast<int>(letters.argmax().item<int64_t>());
+      const float loss = -torch::log_softmax(letters, 0)[item.gold].item<float>();
+      const bool correct = prediction == item.gold;
+      ++counts.seen;
+      ++(correct ? counts.correct : counts.incorrect);
+      if (!correct && !opt.keep_incorrect) continue;
+      auto emb = model_embedder ? res.embedding[r].to(torch::kFloat) : hashed[r];
+      rows.items.push_back(to_reference_item(item));
+      rows.embeddings.push_back(emb / emb.norm().clamp_min(1e-12));
+      rows.pathways.push_back(res.pathway[r].to(torch::kFloat).clone());
+      rows.base_loss.push_back(loss);
+      rows.correct.push_back(correct ? 1 : 0);
+    }
+    fresh += e - b;
+    progress.update(e);
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_checkpoint).count() >
+        opt.checkpoint_seconds)
+      checkpoint(e);
+  }
+  progress.finish();
+  ReferenceStore::write(opt.out, identity, counts, loaded.datasets, rows, opt.half_pathways,
+                        {{"build_settings", settings}});
+  std::error_code ec;
+  fs::remove(partial, ec);
+  report.complete = true;
+  report.counts = counts;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return report;
+}
+
+}  // namespace c3po::remix

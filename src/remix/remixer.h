@@ -1,0 +1,133 @@
+#pragma once
+// Test-time re-mixing as methods of the evaluation harness: for each test item, its neighbours in
+// the reference store, their PrefixStates (cached across items under a memory budget), and one of
+// mode finding, kernel regression, NGD or the oracle on the critical layers' core experts.
+#include <torch/torch.h>
+
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "data/item.h"
+#include "eval/method.h"
+#include "model/engine.h"
+#include "remix/embedder.h"
+#include "remix/neighbours.h"
+#include "remix/options.h"
+#include "remix/store.h"
+#include "tokenizer/tokenizer.h"
+
+namespace c3po::remix {
+
+enum class MethodKind { Mode, Kernel, Ngd, Oracle };
+MethodKind parse_method(const std::string& name);  // mode | kernel | ngd | oracle
+const char* method_name(MethodKind m);
+
+// How items are embedded for neighbour search: the model's own mean-pooled hidden state at a
+// decoder layer (computed in the forward pass that runs anyway), or the hashed n-gram embedder.
+struct EmbedderChoice {
+  enum class Kind { ModelLayer, Hash };
+  Kind kind = Kind::ModelLayer;
+  int layer = -1;      // ModelLayer: decoder layer; -1 = the middle layer
+  int hash_dim = 512;  // Hash
+
+  static EmbedderChoice parse(const std::string& spec);  // "model", "model:layer=8", "hash", "hash:dim=256"
+  std::string identity(const model::MoeModel& model) const;  // recorded in stores: "model:layer=8"
+  int resolved_layer(const model::MoeModel& model) const;
+};
+
+// The text an item is embedded by when the embedder reads text: question, then choices.
+std::string embedding_text(const data::McItem& item);
+
+data::McItem to_mc_item(const ReferenceItem& r);
+ReferenceItem to_reference_item(const data::McItem& item);
+
+// PrefixStates of references, least recently used evicted beyond the byte budget.
+class PrefixCache {
+ public:
+  explicit PrefixCache(std::size_t budget_bytes) : budget_(budget_bytes) {}
+  // The state of reference `index`, or nullptr.
+  const model::PrefixState* find(int64_t index);
+  const model::PrefixState* insert(int64_t index, model::PrefixState state);
+  std::size_t bytes() const { return bytes_; }
+  int64_t hits() const { return hits_; }
+  int64_t misses() const { return misses_; }
+  // Keeps these alive while one item is processed (they are not evicted until unpinned).
+  void pin(const std::vector<int64_t>& indices) { pinned_ = indices; }
+
+ private:
+  void evict();
+  std::size_t budget_, bytes_ = 0;
+  int64_t hits_ = 0, misses_ = 0;
+  std::list<int64_t> order_;  // most recent first
+  struct Entry {
+    model::PrefixState state;
+    std::list<int64_t>::iterator where;
+  };
+  std::unordered_map<int64_t, Entry> entries_;
+  std::vector<int64_t> pinned_;
+};
+
+// What the methods of one run share: the model, the store, the options, the neighbour cache.
+class RemixSession {
+ public:
+  // The session keeps the store alive; model and tokenizer must outlive it. store may be null when
+  // only the oracle runs (it needs no neighbours).
+  RemixSession(const model::MoeModel& model, const tokenizer::Tokenizer& tok,
+               std::shared_ptr<const ReferenceStore> store, RemixOptions options, CandidatePools pools,
+               EmbedderChoice embedder, std::size_t cache_bytes);
+
+  const model::MoeModel& model() const { return model_; }
+  const ReferenceStore& store() const;
+  const RemixOptions& options() const { return options_; }
+  const std::vector<int>& critical_layers() const { return critical_; }
+  const EmbedderChoice& embedder() const { return embedder_; }
+  PrefixCache& cache() { return cache_; }
+
+  // Neighbours of a test item (cached for the item last asked about, so the methods of one item
+  // share one search).
+  const Neighbourhood& neighbours(const eval::ItemContext& ctx);
+  // The PrefixState of reference i (computed by one forward on a miss), with its letter ids.
+  struct Reference {
+    const model::PrefixState* prefix;
+    std::vector<int64_t> letter_ids;
+    int gold;
+  };
+  Reference reference(int64_t index, double* flops);
+
+  void prepare(model::ForwardOptions& base) const;
+  // References the task may use as neighbours: [N] bool.
+  const torch::Tensor& pool_mask(const std::string& task);
+
+ private:
+  const model::MoeModel& model_;
+  const tokenizer::Tokenizer& tok_;
+  std::shared_ptr<const ReferenceStore> store_;
+  RemixOptions options_;
+  CandidatePools pools_;
+  EmbedderChoice embedder_;
+  HashedNgramEmbedder hasher_;
+  std::vector<int> critical_;
+  PrefixCache cache_;
+  std::unordered_map<int64_t, std::vector<int64_t>> letters_;
+  std::string last_item_;
+  Neighbourhood last_neighbours_;
+  std::unordered_map<std::string, torch::Tensor> pool_masks_;
+};
+
+class RemixMethod : public eval::ItemMethod {
+ public:
+  RemixMethod(std::shared_ptr<RemixSession> session, MethodKind kind) : session_(std::move(session)), kind_(kind) {}
+  std::string name() const override { return method_name(kind_); }
+  void prepare(model::ForwardOptions& base) override { session_->prepare(base); }
+  eval::MethodOutcome run(const eval::ItemContext& ctx) override;
+  nlohmann::json settings() const override;
+
+ private:
+  std::shared_ptr<RemixSession> session_;
+  MethodKind kind_;
+};
+
+}  // namespace c3po::remix

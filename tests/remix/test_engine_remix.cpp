@@ -1,0 +1,133 @@
+// The re-mixing objectives on a real (tiny, random) OLMoE checkpoint, against independent truth:
+// finite differences, the full forward pass, and the base logits.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/engine.h"
+#include "remix/methods.h"
+#include "remix/tail_objective.h"
+
+using namespace c3po;
+using namespace c3po::remix;
+
+namespace {
+
+const std::string kModel = std::string(C3PO_SOURCE_DIR) + "/tests/model/data/olmoe";
+
+struct Fixture {
+  std::unique_ptr<model::MoeModel> model = model::MoeModel::load(kModel, model::Dtype::F32);
+  std::vector<int> critical{2, 3};
+  std::vector<int64_t> letters{5, 17, 42, 100};
+  std::vector<std::vector<int64_t>> prompts{{12, 40, 7, 99, 250, 3, 61}, {300, 8, 15, 16, 23, 42, 4, 8, 77, 1, 2},
+                                            {9, 9, 200, 31}};
+  model::ForwardResult base;
+
+  Fixture() {
+    model::ForwardOptions fo;
+    fo.capture = true;
+    fo.keep_prefix_from = critical.front();
+    fo.vocab_rows = letters;
+    base = model->forward(prompts, fo);
+  }
+  torch::Tensor omega0(int i) const {
+    return base.pathway[i].index_select(0, torch::tensor({2, 3}, torch::kLong)).to(torch::kFloat);
+  }
+  TailItem item(int i, int gold, double w = 1.0) const { return {&base.prefixes[i], letters, gold, w}; }
+};
+
+Fixture& fixture() {
+  static Fixture f;  // loading once keeps the suite fast; tests only read it
+  return f;
+}
+
+// A pathway with clear gaps between its entries, so small perturbations never change the top-k.
+torch::Tensor separated_pathway(int64_t layers, int64_t experts, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto ranks = torch::stack({torch::randperm(experts), torch::randperm(experts)}).to(torch::kFloat).slice(0, 0, layers);
+  return torch::softmax(ranks * 0.4, 1);
+}
+
+}  // namespace
+
+TEST(TailObjective, GradientMatchesCentralFiniteDifferences) {
+  auto& f = fixture();
+  TailObjective obj(*f.model, f.critical, {f.item(0, 2, 0.6), f.item(1, 1, 0.4)});
+  auto omega = separated_pathway(2, f.model->num_experts(), 7).requires_grad_(true);
+  auto loss = obj(omega, std::nullopt);
+  loss.backward();
+  const auto grad = omega.grad().clone();
+  const double eps = 1e-3;
+  int checked = 0;
+  for (int64_t l = 0; l < 2; ++l)
+    for (int64_t e = 0; e < f.model->num_experts(); ++e) {
+      auto plus = omega.detach().clone(), minus = omega.detach().clone();
+      plus[l][e] += eps;
+      minus[l][e] -= eps;
+      const double fd = (objective_value(obj, plus) - objective_value(obj, minus)) / (2 * eps);
+      EXPECT_NEAR(grad[l][e].item<double>(), fd, 2e-3 + 2e-2 * std::abs(fd)) << "layer " << l << " expert " << e;
+      ++checked;
+    }
+  EXPECT_EQ(checked, 2 * f.model->num_experts());
+  EXPECT_GT(grad.abs().max().item<double>(), 1e-4);  // the gradient is not trivially zero
+}
+
+TEST(TailObjective, EqualsTheFullForwardWithTheSameOverride) {
+  auto& f = fixture();
+  auto omega_tail = separated_pathway(2, f.model->num_experts(), 11).requires_grad_(true);
+  auto omega_full = omega_tail.detach().clone().requires_grad_(true);
+  TailObjective obj(*f.model, f.critical, {f.item(1, 3)});
+  auto l_tail = obj(omega_tail, std::nullopt);
+  l_tail.backward();
+
+  model::ForwardOptions fo;
+  fo.vocab_rows = f.letters;
+  fo.overrides = {critical_override(f.critical, omega_full, std::nullopt)};
+  auto logits = f.model->forward({f.prompts[1]}, fo).logits;  // [1, 4]
+  auto l_full = torch::nn::functional::cross_entropy(logits, torch::tensor({3}, torch::kLong));
+  l_full.backward();
+  EXPECT_NEAR(l_tail.item<double>(), l_full.item<double>(), 1e-5);
+  EXPECT_TRUE(torch::allclose(omega_tail.grad(), omega_full.grad(), 1e-4, 1e-6));
+}
+
+TEST(EngineMethods, AlphaOneAndZeroStepsReproduceBase) {
+  auto& f = fixture();
+  for (int i = 0; i < 3; ++i) {
+    const auto base_logits = f.base.logits[i];
+    TailObjective nb(*f.model, f.critical, {f.item((i + 1) % 3, 1), f.item((i + 2) % 3, 0)});
+    RemixOptions o;
+    o.fixed_alpha = 1.0;
+    auto paths = torch::stack({f.omega0((i + 1) % 3), f.omega0((i + 2) % 3)});
+    auto kr = kernel_regression(f.omega0(i), paths, {0.5, 0.5}, nb, o);
+    EXPECT_TRUE(torch::allclose(answer_logits(*f.model, f.critical, f.item(i, 0), kr.omega), base_logits, 1e-5, 1e-5));
+    o.opt.steps = 0;
+    auto g = ngd(f.omega0(i), nb, o);
+    EXPECT_TRUE(torch::allclose(answer_logits(*f.model, f.critical, f.item(i, 0), g.omega), base_logits, 1e-5, 1e-5));
+  }
+}
+
+TEST(EngineMethods, OracleNeverEndsWithAHigherOwnLoss) {
+  auto& f = fixture();
+  for (int i = 0; i < 3; ++i)
+    for (int gold = 0; gold < 4; ++gold) {
+      TailObjective own(*f.model, f.critical, {f.item(i, gold)});
+      RemixOptions o;
+      o.core_experts = 6;
+      o.opt.lr = 0.3;
+      auto r = oracle(f.omega0(i), own, o);
+      EXPECT_LE(objective_value(own, r.omega), objective_value(own, f.omega0(i)) + 1e-7);
+    }
+}
+
+TEST(EngineMethods, NgdLowersTheNeighbourhoodLoss) {
+  auto& f = fixture();
+  TailObjective nb(*f.model, f.critical, {f.item(1, 2, 0.7), f.item(2, 2, 0.3)});
+  RemixOptions o;
+  o.core_experts = 8;
+  o.opt.lr = 0.2;
+  o.opt.steps = 15;
+  for (auto mode : {TopKMode::Hard, TopKMode::Soft}) {
+    o.opt.topk = mode;
+    auto r = ngd(f.omega0(0), nb, o);
+    EXPECT_LT(r.losses.back(), r.losses.front()) << (mode == TopKMode::Hard ? "hard" : "soft");
+  }
+}
