@@ -27,6 +27,8 @@ tr.upper-bound td{font-style:italic;background:#fafafa;color:#444}
 .charts{display:flex;flex-wrap:wrap;gap:16px}
 .item-body{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
 figure{margin:8px 0}
+figure.heatmap,figure.usage{min-width:0;max-width:100%;overflow-x:auto}
+figure.heatmap svg,figure.usage svg{max-width:none}
 .example{border:1px solid #ddd;border-radius:6px;padding:12px 16px;margin:16px 0}
 .question{white-space:pre-wrap;background:#f8f8f8;padding:8px;border-radius:4px}
 ol.choices li.gold{font-weight:bold}
