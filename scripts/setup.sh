@@ -11,7 +11,7 @@ packages=(
 )
 if [[ "${1:-}" == "--tests" ]]; then
   # Independent references used only by tests and by the scripts that regenerate expectations.
-  packages+=(python3-torch)
+  packages+=(python3-torch chromium)
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 

@@ -1,0 +1,205 @@
+// `c3po reference build|info` and `c3po remix`: the reference store and one question explained.
+#include <fmt/core.h>
+#include <fmt/format.h>
+
+#include <map>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/remix_flags.h"
+#include "data/prompt.h"
+#include "eval/requests.h"
+#include "io/error.h"
+#include "io/interrupt.h"
+#include "model/engine.h"
+#include "remix/build.h"
+#include "remix/remixer.h"
+#include "remix/store.h"
+#include "tokenizer/tokenizer.h"
+
+namespace c3po::cli {
+
+namespace {
+
+struct BuildArgs {
+  std::string model, out, split, embedder = "model", dtype = "bf16";
+  std::vector<std::string> data;
+  std::size_t limit = 0, batch = 16;
+  bool keep_incorrect = false, full_pathways = false, skip_bad = false;
+};
+
+int run_build(const BuildArgs& a) {
+  remix::BuildOptions o;
+  for (const auto& d : a.data) {
+    const auto eq = d.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == d.size())
+      throw Error("", "--data", "expected TASK=PATH (e.g. openbookqa=data/openbookqa/train.tsv), got \"" + d + "\"");
+    o.sources.push_back({d.substr(0, eq), d.substr(eq + 1), a.split});
+  }
+  o.limit = a.limit;
+  o.batch = a.batch;
+  o.embedder = remix::EmbedderChoice::parse(a.embedder);
+  o.keep_incorrect = a.keep_incorrect;
+  o.half_pathways = !a.full_pathways;
+  o.skip_bad = a.skip_bad;
+  o.out = a.out;
+  auto model = model::MoeModel::load(a.model, model::parse_dtype(a.dtype));
+  auto tok = tokenizer::Tokenizer::load(a.model);
+  io::InterruptScope interrupt;
+  o.stop = interrupt.flag();
+  const auto r = remix::build_reference_store(*model, tok, o);
+  if (!r.complete) {
+    fmt::print(stderr, "c3po: interrupted after {} items; progress is in {}.partial - rerun the same command to resume\n",
+               r.counts.seen, a.out);
+    return 130;
+  }
+  fmt::print("{}: {} items run, {} answered correctly (stored), {} wrongly{}, {} malformed skipped, {:.1f} s{}\n", a.out,
+             r.counts.seen, r.counts.correct, r.counts.incorrect, a.keep_incorrect ? " (stored, flagged)" : "",
+             r.counts.skipped, r.seconds, r.resumed ? fmt::format(" (resumed after {} items)", r.resumed) : "");
+  return 0;
+}
+
+int run_info(const std::string& path) {
+  const auto s = remix::ReferenceStore::open(path);
+  fmt::print("store            {}\n", path);
+  fmt::print("model            {}\n", s.identity().model_fingerprint);
+  fmt::print("embedder         {} (dimension {})\n", s.identity().embedder, s.embedding_dim());
+  fmt::print("prompt format    {}\n", s.identity().prompt_format);
+  fmt::print("references       {} ({} MoE layers x {} experts, {} pathways)\n", s.size(), s.num_moe_layers(),
+             s.num_experts(), s.pathways().scalar_type() == torch::kHalf ? "fp16" : "fp32");
+  fmt::print("items run        {} (correct {}, wrong {}, malformed skipped {})\n", s.counts().seen, s.counts().correct,
+             s.counts().incorrect, s.counts().skipped);
+  std::map<std::string, int64_t> per_source;
+  const auto src = s.source_index().to(torch::kLong);
+  for (int64_t i = 0; i < s.size(); ++i) ++per_source[s.datasets()[src[i].item<int64_t>()]];
+  for (const auto& [name, n] : per_source) fmt::print("  {:<14} {}\n", name, n);
+  return 0;
+}
+
+struct RemixArgs {
+  std::string model, store, question, task = "generic", dtype = "bf16", context;
+  std::vector<std::string> choices;
+  int answer = -1;
+  RemixFlags flags;
+};
+
+std::string experts_text(const nlohmann::json& layers) {
+  std::string s;
+  for (const auto& l : layers) {
+    s += fmt::format("    MoE layer {:>2}:", l["moe_layer"].get<int>());
+    for (const auto& e : l["experts"]) s += fmt::format(" {}({:.3f})", e["expert"].get<int64_t>(), e["weight"].get<double>());
+    s += "\n";
+  }
+  return s;
+}
+
+int run_remix(RemixArgs& a) {
+  if (a.choices.size() < 2) throw Error("", "--choice", "give at least two choices");
+  if (a.answer >= static_cast<int>(a.choices.size())) throw Error("", "--answer", "outside the choices");
+  auto kinds = a.flags.method_kinds();
+  const bool wants_oracle = std::find(kinds.begin(), kinds.end(), remix::MethodKind::Oracle) != kinds.end();
+  if (wants_oracle && a.answer < 0) throw Error("", "--answer", "the oracle needs the true answer (--answer INDEX)");
+  auto model = model::MoeModel::load(a.model, model::parse_dtype(a.dtype));
+  auto tok = tokenizer::Tokenizer::load(a.model);
+  auto store = std::make_shared<remix::ReferenceStore>(remix::ReferenceStore::open(a.store));
+  auto session = std::make_shared<remix::RemixSession>(*model, tok, store, a.flags.options(), a.flags.candidate_pools(),
+                                                        a.flags.embedder_choice(),
+                                                        static_cast<std::size_t>(a.flags.cache_mb * 1048576.0));
+  data::McItem item;
+  item.id = "question";
+  item.task = a.task;
+  item.question = a.question;
+  item.choices = a.choices;
+  item.context = a.context;
+  item.gold = a.answer >= 0 ? a.answer : 0;
+  const auto req = eval::encode_letter_request(tok, item);
+  model::ForwardOptions fo;
+  session->prepare(fo);
+  fo.vocab_rows = req.letter_ids;
+  auto res = model->forward({req.ids}, fo);
+  eval::ItemContext ctx;
+  ctx.item = &item;
+  ctx.prompt = req.prompt;
+  ctx.ids = req.ids;
+  ctx.letter_ids = req.letter_ids;
+  ctx.letter_logits = res.logits[0].to(torch::kFloat);
+  ctx.pathway = res.pathway[0];
+  if (res.embedding.defined()) ctx.embedding = res.embedding[0];
+  ctx.prefix = &res.prefixes.at(0);
+
+  const auto letters = data::answer_letters(a.choices.size());
+  auto show = [&](const std::string& name, int prediction, const std::vector<double>& probs) {
+    std::string p;
+    for (std::size_t j = 0; j < probs.size(); ++j) p += fmt::format("{}{}={:.3f}", j ? " " : "", letters[j].substr(1), probs[j]);
+    fmt::print("{:<7} answers {}  [{}]{}\n", name, letters[prediction].substr(1), p,
+               a.answer >= 0 ? (prediction == a.answer ? "  correct" : "  wrong") : "");
+  };
+  fmt::print("{}\n\n", req.prompt);
+  const auto base_probs = torch::softmax(ctx.letter_logits.to(torch::kDouble), 0);
+  std::vector<double> bp(base_probs.data_ptr<double>(), base_probs.data_ptr<double>() + base_probs.numel());
+  show("base", static_cast<int>(base_probs.argmax().item<int64_t>()), bp);
+  for (auto kind : kinds) {
+    remix::RemixMethod m(session, kind);
+    const auto out = m.run(ctx);
+    show(m.name(), out.prediction, out.letter_probs);
+    const auto& d = out.details;
+    if (d.contains("neighbours")) {
+      for (const auto& n : d["neighbours"])
+        fmt::print("    neighbour {} ({}) similarity {:.3f} weight {:.3f}\n", n["id"].get<std::string>(),
+                   n["source"].get<std::string>(), n["similarity"].get<double>(), n["weight"].get<double>());
+    }
+    if (d.contains("alpha")) fmt::print("    alpha {:.1f}\n", d["alpha"].get<double>());
+    if (d.contains("losses") && kind != remix::MethodKind::Mode) {
+      std::string l;
+      for (const auto& v : d["losses"]) l += fmt::format(" {:.4f}", v.get<double>());
+      fmt::print("    {}:{}\n", kind == remix::MethodKind::Kernel ? "objective per alpha 0..1" : "loss per step", l);
+    }
+    fmt::print("    top experts before:\n{}    after:\n{}", experts_text(d["experts_before"]), experts_text(d["experts_after"]));
+    fmt::print("    {:.3f} s, {:.2e} FLOPs{}\n", out.seconds, out.flops,
+               kind == remix::MethodKind::Oracle ? "  (oracle: an upper bound that uses the true answer)" : "");
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_remix_commands(CLI::App& app, Action& action) {
+  auto* ref = app.add_subcommand("reference", "Build or inspect a reference store of successful pathways");
+  ref->require_subcommand(1);
+  auto b = std::make_shared<BuildArgs>();
+  auto* build = ref->add_subcommand("build", "Run reference items and store the pathways of those answered correctly");
+  build->add_option("MODEL", b->model, "Hugging Face model folder (config.json, safetensors, tokenizer.json)")->required();
+  build->add_option("--data", b->data, "TASK=PATH, repeatable (task names as in c3po eval: openbookqa, sciq, ...)")
+      ->required();
+  build->add_option("--split", b->split, "split to read where PATH is a folder (default: the task's own)");
+  build->add_option("--out", b->out, "store file to write")->required();
+  build->add_option("--embedder", b->embedder, "model, model:layer=N, hash or hash:dim=N")->capture_default_str();
+  build->add_option("--limit", b->limit, "at most N items per dataset (0: all)");
+  build->add_option("--batch", b->batch, "prompts per forward")->capture_default_str();
+  build->add_option("--dtype", b->dtype, "bf16 or f32")->capture_default_str();
+  build->add_flag("--keep-incorrect", b->keep_incorrect, "also store wrongly answered items (flagged, never neighbours)");
+  build->add_flag("--full-pathways", b->full_pathways, "store pathways in fp32 instead of fp16");
+  build->add_flag("--skip-bad", b->skip_bad, "skip malformed dataset lines (and count them) instead of stopping");
+  build->callback([&action, b] { action = [b] { return run_build(*b); }; });
+
+  auto info_path = std::make_shared<std::string>();
+  auto* info = ref->add_subcommand("info", "Print what a reference store holds");
+  info->add_option("STORE", *info_path, "store file")->required();
+  info->callback([&action, info_path] { action = [info_path] { return run_info(*info_path); }; });
+
+  auto r = std::make_shared<RemixArgs>();
+  r->flags.methods = "mode,kernel,ngd";
+  auto* remix = app.add_subcommand("remix", "Re-mix the expert routing for one question and explain what changed");
+  remix->add_option("MODEL", r->model, "Hugging Face model folder")->required();
+  remix->add_option("--reference", r->store, "reference store (c3po reference build)")->required();
+  remix->add_option("--question", r->question, "the question")->required();
+  remix->add_option("--choice", r->choices, "a choice, repeated in order (A, B, ...)")->required();
+  remix->add_option("--answer", r->answer, "index of the true answer (0-based; needed by --method oracle)");
+  remix->add_option("--task", r->task, "task whose prompt format and candidate pool to use")->capture_default_str();
+  remix->add_option("--context", r->context, "passage for tasks that have one (boolq, sciq, ...)");
+  remix->add_option("--dtype", r->dtype, "bf16 or f32")->capture_default_str();
+  add_remix_flags(remix, r->flags);
+  remix->callback([&action, r] { action = [r] { return run_remix(*r); }; });
+}
+
+}  // namespace c3po::cli
