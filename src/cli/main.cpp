@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   c3po::cli::Action action;
   c3po::cli::add_io_commands(app, action);
   c3po::cli::add_tokenize_commands(app, action);
+  c3po::cli::add_model_commands(app, action);
   c3po::cli::add_demo_commands(app, action);
   try {
     app.parse(argc, argv);
