@@ -279,7 +279,11 @@ Splits generate_splits(uint64_t seed, const SplitSizes& sizes) {
       SplitMix64 rng = root.fork(static_cast<uint64_t>(f) * 131 + job.name[0]);
       const int count = job.size / nf + (f < job.size % nf ? 1 : 0);
       for (int j = 0; j < count; ++j) {
-        const int gold = j % 5;  // every gold letter equally often within the family
+        // Option counts 2..5 equally often, and for each count every gold position equally often:
+        // then no letter or position prior beats chance (balancing letters A..E over all items
+        // instead would make "the last option" right far more often than 1/n).
+        const int n = 2 + j % 4;
+        const int gold = (j / 4) % n;
         McItem item;
         int attempts = 0;
         for (;; ++attempts) {
@@ -288,7 +292,6 @@ Splits generate_splits(uint64_t seed, const SplitSizes& sizes) {
                         "cannot draw enough distinct items for split " + std::string(job.name));
           item = McItem{};
           item.task = families[f];
-          const int n = static_cast<int>(rng.uniform(std::max(2, gold + 1), 5));
           if (!generators[f](item, rng, gold, n)) continue;
           if (seen.insert(identity_key(item)).second) break;
         }

@@ -31,7 +31,8 @@ struct Splits {
 };
 
 // Deterministic for a seed on every platform. Each split holds every family equally (remainders to
-// the first families) and every gold letter equally within a family. No item appears in two
+// the first families); within a family, 2, 3, 4 and 5 options are equally frequent and, for each
+// option count, so is every gold letter (so letter priors are worth nothing). No item appears in two
 // splits: an item's identity is the text that determines its answer - the question for families
 // whose question states everything (arithmetic, string, sequence), the question with its choices
 // for those whose question is a template over the choices (knowledge, comparison).

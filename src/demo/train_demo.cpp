@@ -13,6 +13,7 @@
 #include "demo/rng.h"
 #include "io/error.h"
 #include "io/json_file.h"
+#include "tokenizer/tokenizer.h"
 
 namespace c3po::demo {
 
@@ -31,9 +32,9 @@ std::string duration_text(double s) {
 
 TextEncoder make_encoder(const EncoderFactory& factory, const std::string& tokenizer_path) {
   if (factory) return factory(tokenizer_path);
-  auto bpe = bpe_from_tokenizer_json(io::read_json_file(tokenizer_path), tokenizer_path);
-  auto encoder = std::make_shared<BpeEncoder>(bpe);
-  return [encoder](const std::string& text) { return encoder->encode(text); };
+  // The c3po tokenizer, so training sees exactly the ids every other part of c3po will produce.
+  auto tok = std::make_shared<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(tokenizer_path));
+  return [tok](const std::string& text) { return tok->encode(text); };
 }
 
 // The token id of each option letter's continuation (" A".." E"); each must be one token.
@@ -170,15 +171,17 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
   for (const auto& [name, t] : model.named_parameters()) (t.dim() >= 2 ? decayed : plain).push_back(t);
   torch::optim::AdamW optimizer(
       {torch::optim::OptimizerParamGroup(decayed,
-                                         std::make_unique<torch::optim::AdamWOptions>(
-                                             torch::optim::AdamWOptions(o.learning_rate).weight_decay(o.weight_decay))),
+                                         std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(o.learning_rate)
+                                                                                        .betas({0.9, 0.95})
+                                                                                        .weight_decay(o.weight_decay))),
        torch::optim::OptimizerParamGroup(plain, std::make_unique<torch::optim::AdamWOptions>(
-                                                    torch::optim::AdamWOptions(o.learning_rate).weight_decay(0.0)))},
+                                                    torch::optim::AdamWOptions(o.learning_rate).betas({0.9, 0.95}).weight_decay(0.0)))},
       torch::optim::AdamWOptions(o.learning_rate).betas({0.9, 0.95}));
 
-  // 4. Training. Loss = mean next-token CE over the prompt text + weight * CE of the gold letter
-  // + router_aux_loss_coef * load-balancing loss. The text term gives every token a signal (the
-  // letter alone carries ~2 bits per item and learns slowly); the letter term keeps the objective
+  // 4. Training. Loss = mean next-token CE over the prompt text + weight (default 3) * CE of the
+  // gold letter + router_aux_loss_coef * load-balancing loss. The text term gives every token a
+  // signal (the letter alone carries under 2 bits per item); the letter term, weighted up because
+  // most prompt tokens (distractors, invented names) are unpredictable noise, keeps the objective
   // on what the letter protocol scores.
   TrainDemoResult result;
   result.train_tokens = train_tokens;
@@ -255,6 +258,8 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
       window_loss = window_text = window_answer = window_aux = 0;
       window = 0;
     }
+    if (o.eval_every > 0 && step % o.eval_every == 0 && step != o.steps)
+      log(fmt::format("step {} test: {}", step, evaluation_text(evaluate(model, encode, splits.test, letters))));
   }
   const std::size_t tail = std::max<std::size_t>(1, result.step_losses.size() / 10);
   for (std::size_t i = result.step_losses.size() - tail; i < result.step_losses.size(); ++i)

@@ -67,7 +67,7 @@ TEST(DemoBpe, EncodeDecodeRoundTripsAndCompresses) {
   const std::string text = "Question: What is 47 + 28?\nA. 75\nB. 65\nAnswer: A";
   const auto ids = enc.encode(text);
   EXPECT_EQ(enc.decode(ids), text);
-  EXPECT_LT(ids.size(), text.size() / 2) << "merges learned on task text should compress task text";
+  EXPECT_LT(ids.size() * 3, text.size() * 2) << "merges learned on task text should compress task text";
   // Unseen bytes still encode (byte fallback through the 256 byte tokens), and specials split.
   const std::string odd = "\xE2\x82\xAC\t~" + std::string(kEndOfText) + "zz";
   const auto odd_ids = enc.encode(odd);

@@ -55,22 +55,28 @@ TEST(DemoTasks, SplitsAreDisjointAndSized) {
       }
 }
 
-TEST(DemoTasks, FamiliesAndGoldLettersAreBalanced) {
+TEST(DemoTasks, OptionCountsAndGoldPositionsAreBalanced) {
   const auto s = generate_splits(5, small());
   for (const auto* split : {&s.train, &s.reference, &s.test}) {
-    std::map<std::string, std::map<int, int>> letters;
-    for (const auto& it : *split) ++letters[it.task][it.answer];
-    ASSERT_EQ(letters.size(), task_families().size());
-    const std::size_t per_family = split->size() / task_families().size();
-    for (const auto& [family, counts] : letters) {
-      int sum = 0;
-      for (int l = 0; l < 5; ++l) {
-        ASSERT_TRUE(counts.count(l)) << family << " never has gold letter " << l;
-        EXPECT_NEAR(counts.at(l), static_cast<double>(per_family) / 5, 1.0) << family;
-        sum += counts.at(l);
+    // family -> option count -> gold index -> items
+    std::map<std::string, std::map<int, std::map<int, int>>> counts;
+    for (const auto& it : *split) ++counts[it.task][static_cast<int>(it.choices.size())][it.answer];
+    ASSERT_EQ(counts.size(), task_families().size());
+    const double per_family = static_cast<double>(split->size()) / task_families().size();
+    for (const auto& [family, by_n] : counts) {
+      ASSERT_EQ(by_n.size(), 4u) << family << ": every option count 2..5 occurs";
+      for (const auto& [n, by_gold] : by_n) {
+        int items = 0;
+        for (const auto& [g, c] : by_gold) items += c;
+        EXPECT_NEAR(items, per_family / 4, 1.0) << family << " n=" << n;
+        ASSERT_EQ(static_cast<int>(by_gold.size()), n) << family << " n=" << n;
+        for (const auto& [g, c] : by_gold) EXPECT_NEAR(c, static_cast<double>(items) / n, 1.0) << family << " n=" << n;
       }
-      EXPECT_EQ(static_cast<std::size_t>(sum), per_family);
     }
+    // So always answering the last option (or any fixed letter) is right about E[1/n] of the time.
+    int last = 0;
+    for (const auto& it : *split) last += it.answer + 1 == static_cast<int>(it.choices.size());
+    EXPECT_NEAR(static_cast<double>(last) / split->size(), (1.0 / 2 + 1.0 / 3 + 1.0 / 4 + 1.0 / 5) / 4, 0.03);
   }
 }
 
@@ -149,8 +155,9 @@ TEST(DemoTasks, EveryItemIsWellFormedAndItsGoldIsRight) {
       for (const auto& c : it.choices) EXPECT_FALSE(c.empty()) << it.id;
       EXPECT_EQ(it.choices[it.answer], expected_answer(it, kb)) << it.id << ": " << it.question;
       // Exactly one choice is right for comparison items (no ties).
-      if (it.task == "comparison")
+      if (it.task == "comparison") {
         EXPECT_EQ(std::count(it.choices.begin(), it.choices.end(), it.choices[it.answer]), 1);
+      }
     }
 }
 
