@@ -12,5 +12,6 @@ void add_io_commands(CLI::App& app, Action& action);
 void add_tokenize_commands(CLI::App& app, Action& action);
 void add_model_commands(CLI::App& app, Action& action);
 void add_demo_commands(CLI::App& app, Action& action);
+void add_eval_commands(CLI::App& app, Action& action);
 
 }  // namespace c3po::cli

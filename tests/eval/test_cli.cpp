@@ -1,0 +1,100 @@
+// `c3po eval` as a user runs it: the real binary on the tiny model and real ARC items.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "fixture.h"
+
+namespace c3po::eval {
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+Result run_c3po(const std::string& args) {
+  const std::string dir = test::make_temp_dir("cli");
+  const std::string cmd =
+      std::string(C3PO_BINARY) + " " + args + " >" + dir + "/out.txt 2>" + dir + "/err.txt";
+  const int status = std::system(cmd.c_str());
+  Result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = test::read_text(dir + "/out.txt");
+  r.err = test::read_text(dir + "/err.txt");
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
+std::string model_and_arc() { return test::letter_model_dir() + " --task arc_challenge --data " + test::arc_dev(); }
+
+TEST(EvalCli, WritesResultsItemsAndMarkdownTable) {
+  const std::string out = test::make_temp_dir("out") + "/run";
+  const auto r = run_c3po("eval " + model_and_arc() + " --task boolq --data " + test::shared_data("boolq/val.jsonl") +
+                          " --limit 5 --batch 3 --dtype f32 --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| task | method | n | acc |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| arc_challenge | base | 5 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| boolq | base | 5 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("10/10 items"), std::string::npos) << r.err;
+
+  const auto results = nlohmann::json::parse(test::read_text(out + "/results.json"));
+  ASSERT_EQ(results["tasks"].size(), 2u);
+  EXPECT_EQ(results["tasks"][0]["n"], 5);
+  EXPECT_EQ(results["tasks"][1]["task"], "boolq");
+  EXPECT_EQ(results["settings"]["protocol"], "letter");
+  EXPECT_EQ(results["settings"]["dtype"], "f32");
+  EXPECT_TRUE(results["c3po_version"].is_string());
+  EXPECT_TRUE(results["model"]["fingerprint"].is_string());
+  EXPECT_TRUE(results["tasks"][0]["methods"][0]["seconds_per_item"].is_number());
+  const auto items = test::read_text(out + "/items.jsonl");
+  EXPECT_EQ(std::count(items.begin(), items.end(), '\n'), 10);
+  const auto first = nlohmann::json::parse(items.substr(0, items.find('\n')));
+  EXPECT_TRUE(first["methods"]["base"]["letter_probs"].is_array());
+  EXPECT_TRUE(first["gold"].is_number_integer());
+
+  // Same folder, other settings: refused with the reason.
+  const auto again = run_c3po("eval " + model_and_arc() + " --limit 6 --dtype f32 --out " + out);
+  EXPECT_NE(again.code, 0);
+  EXPECT_NE(again.err.find("other settings"), std::string::npos) << again.err;
+  std::filesystem::remove_all(std::filesystem::path(out).parent_path());
+}
+
+TEST(EvalCli, DumpPromptsPrintsThemAndStops) {
+  const auto r = run_c3po("eval " + model_and_arc() + " --dump-prompts 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("=== arc_challenge #0 id=Mercury_SC_407695", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("=== arc_challenge #1 id=Mercury_7103565"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("#2 "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Question: Juan and LaKeisha roll a few objects down a ramp."), std::string::npos);
+  EXPECT_NE(r.out.find("\nAnswer:\n--- "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("| task |"), std::string::npos);
+
+  const auto ll = run_c3po("eval " + model_and_arc() + " --protocol loglik --dump-prompts 1");
+  ASSERT_EQ(ll.code, 0) << ll.err;
+  EXPECT_NE(ll.out.find("--- request 0: context \"Question: Juan"), std::string::npos) << ll.out;
+  EXPECT_NE(ll.out.find("continuation \" Put the objects in groups.\""), std::string::npos) << ll.out;
+}
+
+TEST(EvalCli, BadOptionsAreClearErrors) {
+  auto r = run_c3po("eval " + model_and_arc() + " --task boolq");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("one --data per --task"), std::string::npos) << r.err;
+  r = run_c3po("eval " + model_and_arc() + " --protocol words");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--protocol"), std::string::npos) << r.err;
+  r = run_c3po("eval " + model_and_arc() + " --shuffle-seed x1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--shuffle-seed"), std::string::npos) << r.err;
+  // The untouched tiny tokenizer splits " A": the letter protocol says so and names loglik.
+  r = run_c3po("eval " + std::string(C3PO_SOURCE_DIR) + "/tests/model/data/olmoe --task arc_challenge --data " +
+               test::arc_dev() + " --limit 2");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--protocol loglik"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace c3po::eval
