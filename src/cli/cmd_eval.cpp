@@ -1,17 +1,81 @@
-// `c3po eval MODEL --task T --data PATH ...`: the evaluation harness (src/eval/).
-// Re-mixing methods plug in here: see the recipe in eval/command.h (add options to `cmd`, set
-// options->method_factory) — the harness itself needs no change.
+// `c3po eval MODEL --task T --data PATH ...`: the evaluation harness (src/eval/), with the
+// re-mixing methods of src/remix/ plugged in through the harness's method factory.
+#include <fmt/core.h>
+
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/remix_flags.h"
 #include "eval/command.h"
+#include "eval/method.h"
+#include "io/error.h"
 
 namespace c3po::cli {
 
 void add_eval_commands(CLI::App& app, Action& action) {
   auto options = std::make_shared<eval::EvalCommandOptions>();
   CLI::App* cmd = eval::add_eval_subcommand(app, *options);
-  cmd->callback([&action, options] { action = [options] { return eval::run_eval_command(*options); }; });
+  auto flags = std::make_shared<RemixFlags>();
+  auto store = std::make_shared<std::string>();
+  auto sweep = std::make_shared<std::string>();
+  cmd->add_option("--reference", *store, "reference store (c3po reference build) for the re-mixing methods");
+  cmd->add_option("--sweep", *sweep,
+                  "FLAG=V1,V2,...: one evaluation per value of a re-mixing flag (e.g. layers=last:1,last:3,all); "
+                  "with --out, each run goes to OUT/FLAG=VALUE; separate --layers lists with ; (layers=11,13;15)");
+  add_remix_flags(cmd, *flags);
+  cmd->callback([&action, options, flags, store, sweep] {
+    action = [options, flags, store, sweep] {
+      auto run_once = [&](RemixFlags f) {
+        eval::EvalCommandOptions o = *options;
+        if (!f.method_kinds().empty()) {
+          f.options();  // reject bad values before loading anything
+          o.settings.method_settings = remix_settings(f, *store);
+          auto held = std::make_shared<RemixFlags>(f);
+          o.method_factory = [held, store](const eval::MethodContext& ctx) {
+            if (ctx.settings.protocol != eval::Protocol::Letter)
+              throw Error("", "--method", "the re-mixing methods use the letter protocol (--protocol letter)");
+            return make_remix_methods(*held, *store, ctx.model, ctx.tokenizer);
+          };
+        }
+        return eval::run_eval_command(o);
+      };
+      if (sweep->empty()) return run_once(*flags);
+      const auto eq = sweep->find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == sweep->size())
+        throw Error("", "--sweep", "expected FLAG=V1,V2,... (e.g. layers=last:1,last:3,all), got \"" + *sweep + "\"");
+      const std::string name = sweep->substr(0, eq);
+      std::vector<std::string> values;
+      for (std::size_t start = eq + 1;;) {
+        const auto comma = sweep->find(',', start);
+        values.push_back(sweep->substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+      // layers values contain commas themselves only as lists; a list is given with ';' between values.
+      if (name == "layers" && sweep->find(';') != std::string::npos) {
+        values.clear();
+        for (std::size_t start = eq + 1;;) {
+          const auto semi = sweep->find(';', start);
+          values.push_back(sweep->substr(start, semi == std::string::npos ? std::string::npos : semi - start));
+          if (semi == std::string::npos) break;
+          start = semi + 1;
+        }
+      }
+      int code = 0;
+      for (const auto& v : values) {
+        RemixFlags f = *flags;
+        set_remix_flag(f, name, v);
+        fmt::print("\n### {} = {}\n\n", name, v);
+        std::fflush(stdout);
+        eval::EvalCommandOptions saved = *options;
+        if (!options->settings.out_dir.empty()) options->settings.out_dir = saved.settings.out_dir + "/" + name + "=" + v;
+        code = run_once(f);
+        *options = saved;
+        if (code != 0) return code;
+      }
+      return code;
+    };
+  });
 }
 
 }  // namespace c3po::cli

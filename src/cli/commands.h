@@ -13,5 +13,7 @@ void add_tokenize_commands(CLI::App& app, Action& action);
 void add_model_commands(CLI::App& app, Action& action);
 void add_demo_commands(CLI::App& app, Action& action);
 void add_eval_commands(CLI::App& app, Action& action);
+void add_remix_commands(CLI::App& app, Action& action);
+void add_demo_run_commands(CLI::App& app, Action& action);
 
 }  // namespace c3po::cli

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   c3po::cli::add_model_commands(app, action);
   c3po::cli::add_demo_commands(app, action);
   c3po::cli::add_eval_commands(app, action);
+  c3po::cli::add_remix_commands(app, action);
+  c3po::cli::add_demo_run_commands(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
