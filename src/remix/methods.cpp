@@ -59,6 +59,8 @@ namespace {
 // holds every omega visited including the last.
 void descend(const CoreParameterisation& p, const RemixOptions& opt, Objective& objective, RemixResult& r,
              std::vector<torch::Tensor>& iterates) {
+  // Callers (the evaluation harness) may run under NoGradGuard; the optimisation needs autograd.
+  torch::AutoGradMode grad_mode(true);
   auto theta = p.initial_theta().clone().requires_grad_(true);
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (opt.opt.optimizer == OptimizerKind::Adam)

@@ -166,3 +166,16 @@ TEST(ModeFinding, UsesOnlyTheKNearestReferences) {
   auto r = mode_finding(w0, torch::stack({far, near}), o);
   EXPECT_TRUE(torch::allclose(r.omega, 0.5 * w0 + 0.5 * near, 1e-6, 1e-7));
 }
+
+TEST(Ngd, WorksWhenTheCallerDisabledGradients) {
+  // The evaluation harness runs methods under NoGradGuard.
+  torch::NoGradGuard no_grad;
+  auto w0 = random_pathway(2, 8, 50);
+  LinearScorer s(2, 8, 4, 1, 2, 51);
+  WeightedLoss obj({{&s, 1.0}});
+  auto r = ngd(w0, obj, options());
+  EXPECT_EQ(r.losses.size(), 10u);
+  EXPECT_FALSE(torch::equal(r.omega, w0));
+  auto o = oracle(w0, obj, options());
+  EXPECT_LE(objective_value(obj, o.omega), objective_value(obj, w0) + 1e-12);
+}
