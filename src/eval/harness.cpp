@@ -239,7 +239,7 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
     }
     run.done += batch_records.size();
     finished_here += batch_records.size();
-    progress.update(run.done);
+    progress.update(run.done, /*force=*/run.done == run.total);
   };
   const auto t_run = Clock::now();
 
@@ -372,7 +372,7 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
       commit(records);
     }
   }
-  progress.finish();
+  if (run.done < run.total) progress.finish();
   run.seconds = seconds_since(t_run);
 
   run.complete = run.done == run.total;

@@ -124,8 +124,6 @@ void RunDirectory::append(const std::vector<nlohmann::json>& records) {
     }
     off += static_cast<std::size_t>(n);
   }
-  if (::fdatasync(fd_) != 0 && errno != EINVAL)
-    throw Error(items, "", std::string("fdatasync failed: ") + std::strerror(errno));
 }
 
 std::string RunDirectory::path(const std::string& name) const { return (fs::path(dir_) / name).string(); }

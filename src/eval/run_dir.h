@@ -27,7 +27,8 @@ class RunDirectory {
 
   // Records of finished items (each has "task_index" and "index"); the first line of a key wins.
   const std::map<ItemKey, nlohmann::json>& done() const { return done_; }
-  // Appends one line per record and flushes them to disk.
+  // Appends one line per record with write(2): the lines survive Ctrl-C or a crash of the process
+  // (no fsync: an OS crash may lose the last batches, which a rerun then redoes).
   void append(const std::vector<nlohmann::json>& records);
   std::string path(const std::string& name) const;
 
