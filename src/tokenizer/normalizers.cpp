@@ -122,9 +122,12 @@ class BertNormalizer final : public Normalizer {
         const std::size_t begin = i;
         const char32_t c = unicode::next_code_point(text, i);
         if (clean_text_) {
-          const bool whitespace = c == '\t' || c == '\n' || c == '\r' || unicode::is_white_space(c);
-          if (c == 0 || c == 0xFFFD || (!whitespace && unicode::is_other(c))) continue;
-          if (whitespace) {
+          // As tokenizers' bert.rs: control characters (category C*, except tab, newline and
+          // carriage return) are removed first, even those that are also white space (\x0b,
+          // \x0c, \x85); the remaining white space becomes ' '.
+          const bool tab_or_newline = c == '\t' || c == '\n' || c == '\r';
+          if (c == 0 || c == 0xFFFD || (!tab_or_newline && unicode::is_other(c))) continue;
+          if (tab_or_newline || unicode::is_white_space(c)) {
             out.push_back(' ');
             continue;
           }

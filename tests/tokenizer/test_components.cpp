@@ -385,3 +385,16 @@ TEST(Errors, BadInputAtEncodeAndDecode) {
 
 }  // namespace
 }  // namespace c3po::tokenizer
+
+// tokenizers' bert.rs removes control characters before it maps white space to ' ', so the
+// characters that are both (\x0b, \x0c, \x85) disappear; tab and newline become spaces.
+TEST(Normalizers, BertCleanTextDropsControlsThatAreAlsoWhiteSpace) {
+  namespace detail = c3po::tokenizer::detail;
+  const auto n = detail::make_normalizer(
+      detail::Json{{"type", "BertNormalizer"}, {"clean_text", true}, {"handle_chinese_chars", false},
+           {"strip_accents", false}, {"lowercase", false}},
+      detail::Where{"toy/tokenizer.json", "normalizer"});
+  std::string text = "a\x0b" "b\x0c" "c\xC2\x85" "d\te\nf\x01g\xE2\x80\x83h";
+  n->normalize(text);
+  EXPECT_EQ(text, "abcd e fg h");  // U+2003 EM SPACE is white space, not a control: a space
+}
