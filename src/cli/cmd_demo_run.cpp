@@ -61,7 +61,8 @@ int run_demo(DemoArgs& a) {
   if (fs::exists(bo.out)) {
     try {
       auto s = remix::ReferenceStore::open(bo.out);
-      s.require({model->fingerprint(), bo.embedder.identity(*model), std::string(data::kLetterPromptFormat)});
+      s.require({model->fingerprint(), remix::TextEmbedder(bo.embedder, *model).identity(),
+                 std::string(data::kLetterPromptFormat)});
       reuse = s.metadata("build_settings").find(a.reference) != std::string::npos;
     } catch (const Error&) {
       reuse = false;

@@ -173,7 +173,7 @@ void add_remix_commands(CLI::App& app, Action& action) {
       ->required();
   build->add_option("--split", b->split, "split to read where PATH is a folder (default: the task's own)");
   build->add_option("--out", b->out, "store file to write")->required();
-  build->add_option("--embedder", b->embedder, "model, model:layer=N, hash or hash:dim=N")->capture_default_str();
+  build->add_option("--embedder", b->embedder, "model, model:layer=N, hash, hash:dim=N or bert:FOLDER (a sentence-transformers folder)")->capture_default_str();
   build->add_option("--limit", b->limit, "at most N items per dataset (0: all)");
   build->add_option("--batch", b->batch, "prompts per forward")->capture_default_str();
   build->add_option("--dtype", b->dtype, "bf16 or f32")->capture_default_str();

@@ -42,7 +42,7 @@ void add_remix_flags(CLI::App* cmd, RemixFlags& f, bool with_methods) {
   cmd->add_option("--mode-alpha", f.mode_alpha, "mean-shift mixing of mode finding")->capture_default_str();
   cmd->add_option("--loss", f.loss, "letters (softmax over the option letters) or full (full vocabulary)")
       ->capture_default_str();
-  cmd->add_option("--embedder", f.embedder, "model, model:layer=N, hash or hash:dim=N (must match the store)")
+  cmd->add_option("--embedder", f.embedder, "model, model:layer=N, hash, hash:dim=N or bert:FOLDER (a sentence-transformers folder; must match the store)")
       ->capture_default_str();
   cmd->add_option("--pools", f.pools,
                   "candidate reference datasets per task, e.g. arc_challenge=openbookqa,sciq;piqa=commonsense_qa "

@@ -47,7 +47,8 @@ BuildReport build_reference_store(const model::MoeModel& model, const tokenizer:
   if (opt.batch == 0) throw Error("", "--batch", "must be at least 1");
   auto loaded = read_sources(opt);
   const auto& items = loaded.items;
-  const StoreIdentity identity{model.fingerprint(), opt.embedder.identity(model), std::string(data::kLetterPromptFormat)};
+  const TextEmbedder embedder(opt.embedder, model);
+  const StoreIdentity identity{model.fingerprint(), embedder.identity(), std::string(data::kLetterPromptFormat)};
   nlohmann::json sources = nlohmann::json::array();
   for (const auto& s : opt.sources) sources.push_back({{"task", s.task}, {"path", s.path}, {"split", s.split}});
   const std::string settings = nlohmann::json{{"sources", sources},
@@ -79,9 +80,8 @@ BuildReport build_reference_store(const model::MoeModel& model, const tokenizer:
     report.resumed = start;
   }
 
-  const bool model_embedder = opt.embedder.kind == EmbedderChoice::Kind::ModelLayer;
-  const int embed_layer = model_embedder ? opt.embedder.resolved_layer(model) : -1;
-  HashedNgramEmbedder hasher(opt.embedder.hash_dim);
+  const bool model_embedder = embedder.from_model();
+  const int embed_layer = model_embedder ? embedder.model_layer() : -1;
   io::Progress progress("reference build", items.size(), opt.progress);
   progress.set_resumed(start);
   auto last_checkpoint = std::chrono::steady_clock::now();
@@ -122,7 +122,7 @@ BuildReport build_reference_store(const model::MoeModel& model, const tokenizer:
     if (!model_embedder) {
       std::vector<std::string> texts;
       for (std::size_t i = b; i < e; ++i) texts.push_back(embedding_text(items[i]));
-      hashed = hasher.embed(texts);
+      hashed = embedder.embed(texts);
     }
     for (std::size_t i = b; i < e; ++i) {
       const int64_t r = static_cast<int64_t>(i - b);

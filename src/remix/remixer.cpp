@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "embed/sentence_encoder.h"
 #include "eval/flops.h"
 #include "eval/requests.h"
 #include "io/error.h"
@@ -46,6 +47,12 @@ EmbedderChoice EmbedderChoice::parse(const std::string& spec) {
     e.layer = *v;
     return e;
   }
+  if (spec.rfind("bert:", 0) == 0) {
+    e.kind = Kind::Sentence;
+    e.folder = spec.substr(5);
+    if (e.folder.empty()) throw Error("", "--embedder", "bert: needs a sentence-transformers folder, e.g. bert:all-MiniLM-L6-v2");
+    return e;
+  }
   e.kind = Kind::Hash;
   if (spec == "hash") return e;
   if (auto v = value_of("hash:dim=")) {
@@ -53,7 +60,8 @@ EmbedderChoice EmbedderChoice::parse(const std::string& spec) {
     e.hash_dim = *v;
     return e;
   }
-  throw Error("", "--embedder", "unknown embedder \"" + spec + "\" (expected model, model:layer=N, hash, hash:dim=N)");
+  throw Error("", "--embedder",
+              "unknown embedder \"" + spec + "\" (expected model, model:layer=N, hash, hash:dim=N or bert:FOLDER)");
 }
 
 int EmbedderChoice::resolved_layer(const model::MoeModel& model) const {
@@ -65,9 +73,40 @@ int EmbedderChoice::resolved_layer(const model::MoeModel& model) const {
   return l;
 }
 
-std::string EmbedderChoice::identity(const model::MoeModel& model) const {
-  if (kind == Kind::Hash) return "hash:dim=" + std::to_string(hash_dim);
-  return "model:layer=" + std::to_string(resolved_layer(model));
+TextEmbedder::TextEmbedder(const EmbedderChoice& choice, const model::MoeModel& model)
+    : choice_(choice), hasher_(choice.hash_dim) {
+  switch (choice.kind) {
+    case EmbedderChoice::Kind::ModelLayer:
+      layer_ = choice.resolved_layer(model);
+      identity_ = "model:layer=" + std::to_string(layer_);
+      break;
+    case EmbedderChoice::Kind::Hash:
+      identity_ = hasher_.name();
+      break;
+    case EmbedderChoice::Kind::Sentence: {
+      embed::EncoderOptions eo;
+      eo.always_normalize = true;  // the neighbour search is on cosine similarity
+      std::shared_ptr<embed::SentenceEncoder> enc = embed::SentenceEncoder::load(choice.folder, eo);
+      identity_ = enc->name();
+      encoder_ = std::static_pointer_cast<const void>(std::shared_ptr<const embed::SentenceEncoder>(enc));
+      break;
+    }
+  }
+}
+
+TextEmbedder::~TextEmbedder() = default;
+
+torch::Tensor TextEmbedder::embed(const std::vector<std::string>& texts) const {
+  switch (choice_.kind) {
+    case EmbedderChoice::Kind::Hash: return hasher_.embed(texts);
+    case EmbedderChoice::Kind::Sentence: {
+      torch::NoGradGuard no_grad;
+      auto v = static_cast<const embed::SentenceEncoder*>(encoder_.get())->encode(texts).to(torch::kFloat);
+      return v / v.norm(2, 1, true).clamp_min(1e-12);
+    }
+    case EmbedderChoice::Kind::ModelLayer: break;
+  }
+  throw Error("", "--embedder", "the model embedder takes its vectors from the forward pass, not from text");
 }
 
 std::string embedding_text(const data::McItem& item) {
@@ -144,12 +183,11 @@ RemixSession::RemixSession(const model::MoeModel& model, const tokenizer::Tokeni
       store_(std::move(store)),
       options_(std::move(options)),
       pools_(std::move(pools)),
-      embedder_(embedder),
-      hasher_(embedder.hash_dim),
+      embedder_(embedder, model),
       critical_(options_.layers.resolve(model.num_moe_layers())),
       cache_(cache_bytes) {
   if (!store_) return;
-  store_->require({model.fingerprint(), embedder_.identity(model), std::string(data::kLetterPromptFormat)});
+  store_->require({model.fingerprint(), embedder_.identity(), std::string(data::kLetterPromptFormat)});
   if (store_->num_moe_layers() != model.num_moe_layers() || store_->num_experts() != model.num_experts())
     throw Error(store_->path(), "pathways", "the store's pathways do not have this model's MoE layers and experts");
 }
@@ -162,15 +200,15 @@ const ReferenceStore& RemixSession::store() const {
 void RemixSession::prepare(model::ForwardOptions& base) const {
   base.capture = true;
   base.keep_prefix_from = critical_.front();
-  if (embedder_.kind == EmbedderChoice::Kind::ModelLayer) base.embed_layer = embedder_.resolved_layer(model_);
+  if (embedder_.from_model()) base.embed_layer = embedder_.model_layer();
 }
 
 const Neighbourhood& RemixSession::neighbours(const eval::ItemContext& ctx) {
   const std::string key = ctx.item->task + "\n" + ctx.item->id;
   if (key == last_item_) return last_neighbours_;
   torch::Tensor query;
-  if (embedder_.kind == EmbedderChoice::Kind::Hash) {
-    query = hasher_.embed({embedding_text(*ctx.item)});
+  if (!embedder_.from_model()) {
+    query = embedder_.embed({embedding_text(*ctx.item)});
   } else {
     if (!ctx.embedding.defined()) throw Error("", "embedding", "the base pass returned no embedding");
     query = ctx.embedding.to(torch::kFloat).reshape({1, -1});
@@ -328,7 +366,7 @@ nlohmann::json RemixMethod::settings() const {
           {"mode_iterations", o.mode_iterations},
           {"mode_alpha", o.mode_alpha},
           {"loss", o.full_vocab_loss ? "full_vocab" : "letters"},
-          {"embedder", session_->embedder().identity(session_->model())}};
+          {"embedder", session_->embedder().identity()}};
 }
 
 }  // namespace c3po::remix

@@ -28,14 +28,36 @@ const char* method_name(MethodKind m);
 // How items are embedded for neighbour search: the model's own mean-pooled hidden state at a
 // decoder layer (computed in the forward pass that runs anyway), or the hashed n-gram embedder.
 struct EmbedderChoice {
-  enum class Kind { ModelLayer, Hash };
+  enum class Kind { ModelLayer, Hash, Sentence };
   Kind kind = Kind::ModelLayer;
   int layer = -1;      // ModelLayer: decoder layer; -1 = the middle layer
   int hash_dim = 512;  // Hash
+  std::string folder;  // Sentence: a sentence-transformers folder (all-MiniLM-L6-v2, bge, e5, gte)
 
-  static EmbedderChoice parse(const std::string& spec);  // "model", "model:layer=8", "hash", "hash:dim=256"
-  std::string identity(const model::MoeModel& model) const;  // recorded in stores: "model:layer=8"
+  // "model", "model:layer=8", "hash", "hash:dim=256", "bert:FOLDER"
+  static EmbedderChoice parse(const std::string& spec);
   int resolved_layer(const model::MoeModel& model) const;
+};
+
+// The embedder of a run: the model's own hidden states (taken from the forward pass), or a text
+// embedder (hashed n-grams, or a sentence encoder loaded once).
+class TextEmbedder {
+ public:
+  TextEmbedder(const EmbedderChoice& choice, const model::MoeModel& model);
+  ~TextEmbedder();
+  bool from_model() const { return choice_.kind == EmbedderChoice::Kind::ModelLayer; }
+  int model_layer() const { return layer_; }
+  // Recorded in stores: "model:layer=8", "hash:dim=512", "bert:<folder>:<hash>".
+  const std::string& identity() const { return identity_; }
+  // Unit rows [N, D] of texts (not for the model embedder).
+  torch::Tensor embed(const std::vector<std::string>& texts) const;
+
+ private:
+  EmbedderChoice choice_;
+  int layer_ = -1;
+  std::string identity_;
+  HashedNgramEmbedder hasher_;
+  std::shared_ptr<const void> encoder_;  // embed::SentenceEncoder, kept out of this header
 };
 
 // The text an item is embedded by when the embedder reads text: question, then choices.
@@ -83,7 +105,7 @@ class RemixSession {
   const ReferenceStore& store() const;
   const RemixOptions& options() const { return options_; }
   const std::vector<int>& critical_layers() const { return critical_; }
-  const EmbedderChoice& embedder() const { return embedder_; }
+  const TextEmbedder& embedder() const { return embedder_; }
   PrefixCache& cache() { return cache_; }
 
   // Neighbours of a test item (cached for the item last asked about, so the methods of one item
@@ -107,8 +129,7 @@ class RemixSession {
   std::shared_ptr<const ReferenceStore> store_;
   RemixOptions options_;
   CandidatePools pools_;
-  EmbedderChoice embedder_;
-  HashedNgramEmbedder hasher_;
+  TextEmbedder embedder_;
   std::vector<int> critical_;
   PrefixCache cache_;
   std::unordered_map<int64_t, std::vector<int64_t>> letters_;

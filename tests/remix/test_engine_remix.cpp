@@ -5,6 +5,8 @@
 
 #include "model/engine.h"
 #include "remix/methods.h"
+#include "io/error.h"
+#include "remix/remixer.h"
 #include "remix/tail_objective.h"
 
 using namespace c3po;
@@ -130,4 +132,22 @@ TEST(EngineMethods, NgdLowersTheNeighbourhoodLoss) {
     auto r = ngd(f.omega0(0), nb, o);
     EXPECT_LT(r.losses.back(), r.losses.front()) << (mode == TopKMode::Hard ? "hard" : "soft");
   }
+}
+
+TEST(TextEmbedder, ChoicesAndTheirIdentities) {
+  auto& f = fixture();
+  EXPECT_EQ(TextEmbedder(EmbedderChoice::parse("model"), *f.model).identity(), "model:layer=2");  // 4 layers / 2
+  EXPECT_EQ(TextEmbedder(EmbedderChoice::parse("model:layer=3"), *f.model).identity(), "model:layer=3");
+  EXPECT_THROW(TextEmbedder(EmbedderChoice::parse("model:layer=9"), *f.model), c3po::Error);
+  EXPECT_EQ(TextEmbedder(EmbedderChoice::parse("hash:dim=64"), *f.model).identity(), "hash:dim=64");
+  EXPECT_THROW(EmbedderChoice::parse("word2vec"), c3po::Error);
+  EXPECT_THROW(EmbedderChoice::parse("bert:"), c3po::Error);
+  // A sentence-transformers folder: its own encoder, rows normalised for the cosine search.
+  const std::string bert = std::string(C3PO_SOURCE_DIR) + "/tests/embed/data/tiny-bert";
+  TextEmbedder e(EmbedderChoice::parse("bert:" + bert), *f.model);
+  EXPECT_EQ(e.identity().rfind("bert:", 0), 0u);
+  auto v = e.embed({"the cat sat on the mat", "a dog ran"});
+  EXPECT_EQ(v.size(0), 2);
+  EXPECT_TRUE(torch::allclose(v.norm(2, 1), torch::ones({2}), 1e-5, 1e-6));
+  EXPECT_THROW(TextEmbedder(EmbedderChoice::parse("bert:/nonexistent"), *f.model), c3po::Error);
 }
