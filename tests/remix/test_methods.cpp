@@ -87,7 +87,9 @@ TEST(Ngd, LowersTheNeighbourhoodObjective) {
     ASSERT_EQ(r.losses.size(), 30u);
     EXPECT_EQ(r.evaluations, 60);
     EXPECT_LT(r.losses.back(), r.losses.front());
-    if (mode == TopKMode::Hard) EXPECT_LT(objective_value(nb, r.omega), objective_value(nb, w0));
+    if (mode == TopKMode::Hard) {
+      EXPECT_LT(objective_value(nb, r.omega), objective_value(nb, w0));
+    }
     EXPECT_TRUE(torch::allclose(r.omega.sum(1), torch::ones({2}), 1e-5, 1e-6));
   }
 }
