@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "io/error.h"
+#include "tokenizer/unicode.h"
 
 namespace c3po::data {
 namespace {
@@ -63,23 +64,8 @@ std::u32string decode(std::string_view s) {
   return out;
 }
 
-void append_utf8(std::string& out, char32_t c) {
-  if (c < 0x80) {
-    out.push_back(static_cast<char>(c));
-  } else if (c < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (c >> 6)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else if (c < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (c >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (c >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((c >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (c & 0x3F)));
-  }
-}
+// UTF-8 encoding is the tokenizer's (one implementation in the project).
+using tokenizer::unicode::append_utf8;
 
 // Titlecase mappings of more than one code point (SpecialCasing.txt, unconditional entries);
 // every other code point titlecases to a single code point.
