@@ -17,6 +17,7 @@
 #include <string>
 
 #include "model/engine.h"
+#include "model/threads.h"
 
 namespace {
 
@@ -185,6 +186,7 @@ int main(int argc, char** argv) {
   argc = static_cast<int>(args.size());
   argv = args.data();
   benchmark::Initialize(&argc, argv);
+  c3po::model::set_compute_threads(0);
   benchmark::RegisterBenchmark("matmul_bf16_2048x1024", matmul_bf16)->Arg(1)->Arg(32)->Arg(256);
   auto config = olmoe_1b_7b();
   auto weights = random_weights(config, layer_sets);

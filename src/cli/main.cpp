@@ -4,12 +4,17 @@
 
 #include "cli/commands.h"
 #include "io/error.h"
+#include "model/threads.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"c3po: test-time expert re-mixing for Mixture-of-Experts language models"};
   app.set_version_flag("--version", std::string("c3po ") + C3PO_VERSION);
   app.require_subcommand(1);
+  app.fallthrough();  // global options such as --threads may follow the subcommand
   c3po::cli::Action action;
+  int threads = 0;
+  app.add_option("--threads", threads, "Compute threads (default: OMP_NUM_THREADS, else every available core)")
+      ->check(CLI::NonNegativeNumber);
   c3po::cli::add_io_commands(app, action);
   c3po::cli::add_tokenize_commands(app, action);
   c3po::cli::add_model_commands(app, action);
@@ -23,6 +28,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    c3po::model::set_compute_threads(threads);
     return action ? action() : 0;
   } catch (const c3po::Error& e) {
     fmt::print(stderr, "c3po: error: {}\n", e.what());
