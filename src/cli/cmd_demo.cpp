@@ -1,4 +1,4 @@
-// `c3po train-demo --out DIR [--seed S] [--steps N] [--threads N]`: regenerates the shipped demo
+// `c3po train-demo --out DIR [--seed S] [--steps N] [--threads N] [--lr X] ...`: regenerates the shipped demo
 // model (tasks, tokenizer, OLMoE weights) from scratch.
 #include <fmt/core.h>
 
@@ -18,6 +18,16 @@ void add_demo_commands(CLI::App& app, Action& action) {
   cmd->add_option("--threads", options->threads, "LibTorch threads (the model depends on it)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", options->learning_rate, "peak learning rate (cosine decay after warm-up)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", options->batch_size, "sequences per step")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--answer-weight", options->answer_loss_weight, "weight of the answer letter's cross-entropy")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-every", options->eval_every, "test accuracy in the log every N steps (0: only at the end)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   cmd->callback([&action, options] {
     action = [options] {
       options->log = [](const std::string& line) {
