@@ -13,6 +13,7 @@
 #include "demo/rng.h"
 #include "io/error.h"
 #include "io/json_file.h"
+#include "model/threads.h"
 #include "tokenizer/tokenizer.h"
 
 namespace c3po::demo {
@@ -127,7 +128,7 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
   if (o.steps < 1) throw Error("", "--steps", "expected at least 1 step");
   if (o.threads < 1) throw Error("", "--threads", "expected at least 1 thread");
   if (o.batch_size < 1) throw Error("", "batch_size", "expected at least 1");
-  torch::set_num_threads(o.threads);
+  model::set_compute_threads(o.threads);
   fs::create_directories(o.out_dir + "/data");
 
   // 1. Tasks.
@@ -292,7 +293,7 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
 
 Evaluation evaluate_folder(const std::string& dir, const std::vector<McItem>& items,
                            const EncoderFactory& encoder_factory, int threads) {
-  torch::set_num_threads(threads);
+  model::set_compute_threads(threads);
   auto model = OlmoeTrainModel::load(dir);
   const auto tokenizer_path = dir + "/tokenizer.json";
   auto encode = make_encoder(encoder_factory, tokenizer_path);

@@ -20,7 +20,7 @@ using EncoderFactory = std::function<TextEncoder(const std::string& tokenizer_js
 struct TrainDemoOptions {
   std::string out_dir;
   uint64_t seed = 1;
-  int steps = 600;
+  int steps = 1500;
   int threads = 1;  // the shipped model was trained with 1; the result depends on it
   int batch_size = 32;
   double learning_rate = 3e-3;

@@ -1,5 +1,6 @@
 #include "model/threads.h"
 
+#include <dlfcn.h>
 #include <sched.h>
 #include <ATen/Parallel.h>
 
@@ -22,6 +23,11 @@ int set_compute_threads(int requested) {
   }
   if (n <= 0) n = 1;
   at::set_num_threads(n);
+  // LibTorch does not pass the count on to a pthreads OpenBLAS, which otherwise runs its own pool
+  // of one thread per core: results would then depend on the machine's core count, and its
+  // spinning threads compete with LibTorch's. Looked up at run time: the BLAS may be another one.
+  using SetThreads = void (*)(int);
+  if (auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set_blas(n);
   return at::get_num_threads();
 }
 

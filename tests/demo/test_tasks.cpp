@@ -37,22 +37,41 @@ TEST(DemoTasks, SplitsAreDisjointAndSized) {
   ASSERT_EQ(s.train.size(), 2000u);
   ASSERT_EQ(s.reference.size(), 400u);
   ASSERT_EQ(s.test.size(), 200u);
-  std::set<std::string> keys;
+  // Test and reference items are unique; training items may repeat among themselves but never
+  // occur in test or reference.
+  std::set<std::string> held_out;
   std::size_t total = 0;
-  for (const auto* split : {&s.train, &s.reference, &s.test})
+  for (const auto* split : {&s.reference, &s.test})
     for (const auto& it : *split) {
-      keys.insert(identity_key(it));
+      held_out.insert(identity_key(it));
       ++total;
     }
-  EXPECT_EQ(keys.size(), total) << "an item occurs twice (within or across splits)";
-  // The question alone never repeats across splits for the families whose question fixes the answer.
+  EXPECT_EQ(held_out.size(), total) << "a test or reference item occurs twice";
+  for (const auto& it : s.train) EXPECT_EQ(held_out.count(identity_key(it)), 0u) << it.question;
+  // Questions with fixed options: the question alone identifies the item.
   std::map<std::string, std::string> split_of;
   for (const auto& [name, split] : {std::pair{"train", &s.train}, {"reference", &s.reference}, {"test", &s.test}})
-    for (const auto& it : *split)
-      if (it.task == "arithmetic" || it.task == "string" || it.task == "sequence") {
-        auto [pos, fresh] = split_of.emplace(it.question, name);
-        EXPECT_TRUE(fresh || pos->second == name) << it.question;
-      }
+    for (const auto& it : *split) {
+      auto [pos, fresh] = split_of.emplace(it.question, name);
+      EXPECT_TRUE(fresh || pos->second == name) << it.question;
+    }
+}
+
+TEST(DemoTasks, EveryTemplateHasFixedOptions) {
+  // The options of a question depend only on its template (the question with numbers, quoted
+  // words and names removed), never on the item.
+  const auto s = generate_splits(4, small());
+  std::map<std::string, std::vector<std::string>> by_template;
+  const std::regex varying(R"((\d+|"[a-z]+"|\b(?!Does\b|Is\b|In\b|Where\b|Which\b|What\b|How\b|By\b)[A-Z][a-z]+ [A-Z][a-z]+|[a-z](, [a-z])+))");
+  const std::regex knowledge_value(R"( (Oslo|Lima|Cairo|Dublin|Quito|red|blue|green|yellow|baker|pilot|doctor)\?)");
+  for (const auto& it : s.train) {
+    auto key = std::regex_replace(std::regex_replace(it.question, varying, "#"), knowledge_value, " #?");
+    auto [pos, fresh] = by_template.emplace(key, it.choices);
+    EXPECT_EQ(pos->second, it.choices) << it.question;
+  }
+  std::string templates;
+  for (const auto& [key, options] : by_template) templates += key + "\n";
+  EXPECT_LT(by_template.size(), 40u) << templates;
 }
 
 TEST(DemoTasks, OptionCountsAndGoldPositionsAreBalanced) {
@@ -83,55 +102,97 @@ TEST(DemoTasks, OptionCountsAndGoldPositionsAreBalanced) {
 // Recomputes the gold answer of an item from its question, independently of the generator.
 std::string expected_answer(const McItem& it, const std::map<std::string, Person>& kb) {
   std::smatch m;
+  auto numbers = [](const std::string& text) {
+    std::vector<int> v;
+    const std::regex re(R"(\d+)");
+    for (auto i = std::sregex_iterator(text.begin(), text.end(), re); i != std::sregex_iterator(); ++i)
+      v.push_back(std::stoi(i->str()));
+    return v;
+  };
+  auto yes = [](bool b) { return std::string(b ? "yes" : "no"); };
+  auto vowel = [](char c) { return std::string("aeiou").find(c) != std::string::npos; };
+  const auto& q = it.question;
+  const auto v = numbers(q);
   if (it.task == "arithmetic") {
-    const std::regex re(R"(What is (\d+) ([+-]) (\d+)\?)");
-    if (!std::regex_match(it.question, m, re)) return "<unparsed>";
-    const int a = std::stoi(m[1]), b = std::stoi(m[3]);
-    return std::to_string(m[2] == "+" ? a + b : a - b);
-  }
-  if (it.task == "string") {
-    const std::regex re(R"re((What is the first letter of|What is the last letter of|How many letters are in|What is) "([a-z]+)"( spelled backwards)?\?)re");
-    if (!std::regex_match(it.question, m, re)) return "<unparsed>";
-    const std::string w = m[2];
-    if (m[3].matched) return std::string(w.rbegin(), w.rend());
-    if (m[1] == "What is the first letter of") return w.substr(0, 1);
-    if (m[1] == "What is the last letter of") return w.substr(w.size() - 1);
-    return std::to_string(w.size());
-  }
-  if (it.task == "sequence") {
-    const std::string prefix = "What comes next in the sequence: ";
-    if (it.question.rfind(prefix, 0) != 0) return "<unparsed>";
-    std::vector<std::string> terms;
-    std::string body = it.question.substr(prefix.size());
-    body = body.substr(0, body.size() - std::string(", ...?").size());
-    std::size_t pos = 0;
-    while (pos <= body.size()) {
-      auto comma = body.find(", ", pos);
-      terms.push_back(body.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
-      if (comma == std::string::npos) break;
-      pos = comma + 2;
+    if (std::regex_match(q, m, std::regex(R"(Is (\d+) \+ (\d+) equal to (\d+)\?)")))
+      return yes(std::stoi(m[1]) + std::stoi(m[2]) == std::stoi(m[3]));
+    if (std::regex_match(q, m, std::regex(R"(Is (\d+) \+ (\d+) even or odd\?)")))
+      return (std::stoi(m[1]) + std::stoi(m[2])) % 2 ? "odd" : "even";
+    if (std::regex_match(q, m, std::regex(R"(How does (\d+) \+ (\d+) compare with (\d+)\?)"))) {
+      const int a = std::stoi(m[1]) + std::stoi(m[2]), b = std::stoi(m[3]);
+      return a < b ? "less" : a == b ? "equal" : "more";
     }
-    const std::size_t n = terms.size();
-    if (std::isalpha(static_cast<unsigned char>(terms[0][0])))
-      return std::string(1, static_cast<char>(terms[n - 1][0] + (terms[1][0] - terms[0][0])));
-    const int t0 = std::stoi(terms[0]), t1 = std::stoi(terms[1]), t2 = std::stoi(terms[2]);
-    if (t2 == t0 && t1 != t0) return terms[n - 2];          // alternating
-    return std::to_string(std::stoi(terms[n - 1]) + (t1 - t0));  // arithmetic
+    if (std::regex_match(q, m, std::regex(R"(Which range holds (\d+) \+ (\d+)\?)"))) {
+      const int a = std::stoi(m[1]) + std::stoi(m[2]);
+      return a < 80 ? "below 80" : a < 120 ? "80 to 119" : a < 160 ? "120 to 159" : "160 or more";
+    }
+    if (std::regex_match(q, m, std::regex(R"(Which range holds (\d+) - (\d+)\?)"))) {
+      const int d = std::stoi(m[1]) - std::stoi(m[2]);
+      return d >= 40 ? "40 or more" : std::to_string(d / 10 * 10) + " to " + std::to_string(d / 10 * 10 + 9);
+    }
+    return "<unparsed>";
   }
   if (it.task == "comparison") {
-    const bool numbers = it.question.find("number") != std::string::npos;
-    const bool want_max = it.question.find("largest") != std::string::npos ||
-                          it.question.find("last in alphabetical") != std::string::npos;
-    auto less = [&](const std::string& a, const std::string& b) { return numbers ? std::stoi(a) < std::stoi(b) : a < b; };
-    return want_max ? *std::max_element(it.choices.begin(), it.choices.end(), less)
-                    : *std::min_element(it.choices.begin(), it.choices.end(), less);
+    if (std::regex_match(q, m, std::regex(R"(Is (\d+) larger than (\d+)\?)"))) return yes(std::stoi(m[1]) > std::stoi(m[2]));
+    if (std::regex_match(q, m, std::regex(R"re(Does "([a-z]+)" come before "([a-z]+)" in alphabetical order\?)re")))
+      return yes(m[1].str() < m[2].str());
+    if (std::regex_match(q, m, std::regex(R"(How does (\d+) compare with (\d+)\?)"))) {
+      const int a = std::stoi(m[1]), b = std::stoi(m[2]);
+      return a < b ? "smaller" : a == b ? "equal" : "larger";
+    }
+    static const char* ordinals[] = {"first", "second", "third", "fourth", "fifth"};
+    if (q.rfind("Where is the largest number in ", 0) == 0)
+      return ordinals[std::max_element(v.begin(), v.end()) - v.begin()];
+    if (q.rfind("Where is the smallest number in ", 0) == 0)
+      return ordinals[std::min_element(v.begin(), v.end()) - v.begin()];
+    return "<unparsed>";
+  }
+  if (it.task == "string") {
+    if (!std::regex_search(q, m, std::regex(R"re("([a-z]+)")re"))) return "<unparsed>";
+    const std::string w = m[1];
+    if (q.find("start with a vowel") != std::string::npos) return yes(vowel(w.front()));
+    if (q.find("end with a vowel") != std::string::npos) return yes(vowel(w.back()));
+    if (q.find("How many letters") == 0) return std::to_string(w.size());
+    if (q.find("How many vowels") == 0) return std::to_string(std::count_if(w.begin(), w.end(), vowel));
+    if (q.find("Which vowel comes first") == 0) return std::string(1, *std::find_if(w.begin(), w.end(), vowel));
+    return "<unparsed>";
+  }
+  if (it.task == "sequence") {
+    if (std::regex_match(q, m, std::regex(R"(Does ([\d, ]+) continue with (\d+)\?)"))) {
+      const auto t = numbers(m[1]);
+      return yes(t.back() + (t[1] - t[0]) == std::stoi(m[2]));
+    }
+    if (std::regex_match(q, m, std::regex(R"(What is the step of ([a-z])(, [a-z])+\?)"))) return std::to_string(q[q.find(",") + 2] - q[q.find(",") - 1]);
+    if (q.rfind("What is the step of ", 0) == 0 || q.rfind("By how much does each term grow in ", 0) == 0)
+      return std::to_string(v[1] - v[0]);
+    if (q.rfind("Which term breaks the pattern of ", 0) == 0) {
+      // The step is the one that three of the four gaps share... the odd term is the one whose
+      // removal leaves a progression; try each.
+      static const char* ordinals[] = {"first", "second", "third", "fourth", "fifth"};
+      for (int odd = 0; odd < 5; ++odd) {
+        std::vector<int> rest;
+        std::vector<int> pos;
+        for (int i = 0; i < 5; ++i)
+          if (i != odd) rest.push_back(v[i]), pos.push_back(i);
+        const double step = static_cast<double>(rest[1] - rest[0]) / (pos[1] - pos[0]);
+        bool progression = step == std::floor(step);
+        for (int i = 1; i < 4 && progression; ++i)
+          progression = rest[i] - rest[0] == static_cast<int>(step) * (pos[i] - pos[0]);
+        if (progression) return ordinals[odd];
+      }
+      return "<no single odd term>";
+    }
+    return "<unparsed>";
   }
   if (it.task == "knowledge") {
     for (const auto& [name, p] : kb)
-      if (it.question.find(name) != std::string::npos) {
-        if (it.question.find("city") != std::string::npos) return p.city;
-        if (it.question.find("colour") != std::string::npos) return p.colour;
-        if (it.question.find("job") != std::string::npos) return p.job;
+      if (q.find(name) != std::string::npos) {
+        if (std::regex_match(q, m, std::regex(R"(Does .* live in ([A-Za-z]+)\?)"))) return yes(m[1] == p.city);
+        if (std::regex_match(q, m, std::regex(R"(Is the favourite colour of .* ([a-z]+)\?)"))) return yes(m[1] == p.colour);
+        if (std::regex_match(q, m, std::regex(R"(Is .* a ([a-z]+)\?)"))) return yes(m[1] == p.job);
+        if (q.find("city") != std::string::npos || q.find("live") != std::string::npos) return p.city;
+        if (q.find("colour") != std::string::npos) return p.colour;
+        if (q.find("job") != std::string::npos || q.find("work") != std::string::npos) return p.job;
       }
     return "<unknown person>";
   }
