@@ -13,6 +13,7 @@
 #include "io/error.h"
 #include "io/interrupt.h"
 #include "model/engine.h"
+#include "model/threads.h"
 #include "remix/build.h"
 #include "tokenizer/tokenizer.h"
 #if __has_include("report/report.h")
@@ -47,6 +48,7 @@ int run_demo(DemoArgs& a) {
 
   fmt::print(stderr, "c3po demo: model {}\n", a.model);
   auto model = model::MoeModel::load(a.model, model::parse_dtype(a.dtype));
+  model::set_compute_threads_for(model->config());
   auto tok = tokenizer::Tokenizer::load(a.model);
 
   // 1. The reference store (reused when a finished one with the same settings is there).

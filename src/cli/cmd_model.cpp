@@ -9,6 +9,7 @@
 #include "io/error.h"
 #include "io/json_file.h"
 #include "model/engine.h"
+#include "model/threads.h"
 #include "tokenizer/tokenizer.h"
 
 namespace c3po::cli {
@@ -67,6 +68,7 @@ std::string human_count(int64_t n) {
 
 int run_info(const std::string& folder, const std::string& dtype) {
   auto model = model::MoeModel::load(folder, model::parse_dtype(dtype));
+  model::set_compute_threads_for(model->config());
   const auto& c = model->config();
   int shared = 0;
   if (c.shared_expert_intermediate_size > 0) shared = 1;
@@ -98,6 +100,7 @@ int run_info(const std::string& folder, const std::string& dtype) {
 int run_logits(const PromptOptions& o, bool all_positions, const std::string& out) {
   auto ids = prompt_ids(o, "--text");
   auto model = model::MoeModel::load(o.model, model::parse_dtype(o.dtype));
+  model::set_compute_threads_for(model->config());
   model::ForwardOptions opt;
   opt.all_positions = all_positions;
   auto r = model->forward({ids}, opt);
@@ -122,6 +125,7 @@ int run_logits(const PromptOptions& o, bool all_positions, const std::string& ou
 int run_route(const PromptOptions& o, bool json_out, int top) {
   auto ids = prompt_ids(o, "--text");
   auto model = model::MoeModel::load(o.model, model::parse_dtype(o.dtype));
+  model::set_compute_threads_for(model->config());
   model::ForwardOptions opt;
   opt.capture = true;
   auto r = model->forward({ids}, opt);
@@ -159,6 +163,7 @@ int run_route(const PromptOptions& o, bool json_out, int top) {
 int run_generate(const PromptOptions& o, int max_tokens) {
   auto ids = prompt_ids(o, "--prompt");
   auto model = model::MoeModel::load(o.model, model::parse_dtype(o.dtype));
+  model::set_compute_threads_for(model->config());
   std::optional<tokenizer::Tokenizer> tok;
   if (!o.text.empty()) tok = tokenizer::Tokenizer::load(o.model);
   std::vector<int32_t> generated;

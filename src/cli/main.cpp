@@ -1,5 +1,7 @@
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <exception>
+#include <string>
 #include <fmt/core.h>
 
 #include "cli/commands.h"
@@ -13,7 +15,7 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options such as --threads may follow the subcommand
   c3po::cli::Action action;
   int threads = 0;
-  app.add_option("--threads", threads, "Compute threads (default: OMP_NUM_THREADS, else every available core)")
+  app.add_option("--threads", threads, "Compute threads (default: OMP_NUM_THREADS, else every core, or one for models with hidden size < 1024)")
       ->check(CLI::NonNegativeNumber);
   c3po::cli::add_io_commands(app, action);
   c3po::cli::add_tokenize_commands(app, action);
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    // The environment carries an explicit choice to every later decision (see model/threads.h).
+    if (threads > 0) setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
     c3po::model::set_compute_threads(threads);
     return action ? action() : 0;
   } catch (const c3po::Error& e) {

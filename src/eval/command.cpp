@@ -6,6 +6,7 @@
 #include "eval/harness.h"
 #include "io/error.h"
 #include "io/interrupt.h"
+#include "model/threads.h"
 
 namespace c3po::eval {
 namespace {
@@ -109,6 +110,7 @@ int run_eval_command(EvalCommandOptions& o) {
 
   const auto tok = tokenizer::Tokenizer::load(s.model);
   const auto model = model::MoeModel::load(s.model, model::parse_dtype(s.dtype));
+  model::set_compute_threads_for(model->config());
   std::vector<std::unique_ptr<ItemMethod>> methods;
   if (o.method_factory) methods = o.method_factory(MethodContext{*model, tok, s});
 

@@ -1,5 +1,7 @@
 #include "model/threads.h"
 
+#include "model/config.h"
+
 #include <dlfcn.h>
 #include <sched.h>
 #include <ATen/Parallel.h>
@@ -29,6 +31,11 @@ int set_compute_threads(int requested) {
   using SetThreads = void (*)(int);
   if (auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set_blas(n);
   return at::get_num_threads();
+}
+
+int set_compute_threads_for(const ModelConfig& config) {
+  if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) return set_compute_threads(0);
+  return set_compute_threads(config.hidden_size < 1024 ? 1 : 0);
 }
 
 }  // namespace c3po::model

@@ -9,4 +9,12 @@ namespace c3po::model {
 // core the process may run on. Returns the count in effect.
 int set_compute_threads(int requested);
 
+struct ModelConfig;
+// For a loaded model when the user chose no count (no --threads, no OMP_NUM_THREADS): every core
+// for models whose matrices are worth splitting, one thread for small ones (hidden < 1024), where
+// per-operation threading costs more than it saves. Measured with the demo model (hidden 128) on
+// 2 cores: `c3po demo` took 110 s with one thread and over 8 minutes with two while another
+// process was busy. Returns the count in effect.
+int set_compute_threads_for(const ModelConfig& config);
+
 }  // namespace c3po::model
