@@ -630,6 +630,152 @@ torch::Tensor MoeModel::tail(const std::vector<const PrefixState*>& states, cons
   return M.head(x, vocab_rows);
 }
 
+int64_t shared_prefix_length(const std::vector<ScoreRequest>& group) {
+  if (group.size() < 2) return 0;
+  std::size_t shortest = group[0].input.size();
+  for (const auto& r : group) shortest = std::min(shortest, r.input.size());
+  if (shortest == 0) return 0;
+  std::size_t n = 0;
+  while (n + 1 < shortest) {
+    const int64_t t = group[0].input[n];
+    bool same = true;
+    for (const auto& r : group) same = same && r.input[n] == t;
+    if (!same) break;
+    ++n;
+  }
+  return static_cast<int64_t>(n);
+}
+
+std::vector<SequenceScore> MoeModel::score_continuations(const std::vector<ScoreRequest>& group) const {
+  return score_continuations(std::vector<std::vector<ScoreRequest>>{group})[0];
+}
+
+std::vector<std::vector<SequenceScore>> MoeModel::score_continuations(
+    const std::vector<std::vector<ScoreRequest>>& groups) const {
+  const ModelImpl& M = *impl_;
+  const ModelConfig& c = M.cfg;
+  torch::NoGradGuard no_grad;
+  const int64_t G = static_cast<int64_t>(groups.size());
+  std::vector<std::vector<SequenceScore>> out(groups.size());
+  std::vector<int64_t> shared(groups.size(), 0);
+  std::size_t n_requests = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    for (std::size_t r = 0; r < groups[g].size(); ++r) {
+      const ScoreRequest& q = groups[g][r];
+      const std::string where = fmt::format("group {} request {}", g, r);
+      M.check_ids(q.input, where);
+      if (c.max_position_embeddings > 0 && static_cast<int64_t>(q.input.size()) > c.max_position_embeddings)
+        throw Error(where, "input_ids",
+                    fmt::format("{} tokens exceed max_position_embeddings {}", q.input.size(), c.max_position_embeddings));
+      if (q.targets.empty() || q.targets.size() > q.input.size())
+        throw Error(where, "targets",
+                    fmt::format("expected 1 to {} scored tokens (the input's length), got {}", q.input.size(),
+                                q.targets.size()));
+      for (int64_t t : q.targets)
+        if (t < 0 || t >= c.vocab_size)
+          throw Error(where, "targets", fmt::format("token id {} out of range [0, {})", t, c.vocab_size));
+    }
+    out[g].resize(groups[g].size());
+    n_requests += groups[g].size();
+    shared[g] = shared_prefix_length(groups[g]);
+  }
+  if (n_requests == 0) return out;
+  BatchHook hook;  // no capture, no override
+
+  // Position (in its sequence) of the first scored token's predictor.
+  auto first_scored = [](const ScoreRequest& q) {
+    return static_cast<int64_t>(q.input.size() - q.targets.size());
+  };
+
+  // 1. The shared prefixes of all groups that have one, in one forward; their keys/values are kept
+  // (all decoder layers), and the scored positions inside them go through the LM head.
+  std::vector<std::vector<torch::Tensor>> keys(groups.size()), values(groups.size());
+  std::vector<int64_t> prefix_first(groups.size(), 0), prefix_row(groups.size(), 0);
+  torch::Tensor prefix_logits;
+  {
+    std::vector<Segment> segs;
+    std::vector<int64_t> seg_group, ids, pos, head_rows;
+    for (int64_t g = 0; g < G; ++g) {
+      if (shared[g] == 0) continue;
+      Segment s;
+      s.offset = static_cast<int64_t>(ids.size());
+      s.length = shared[g];
+      s.prompt = static_cast<int>(segs.size());
+      int64_t p0 = shared[g];
+      for (const auto& q : groups[g]) p0 = std::min(p0, first_scored(q));
+      prefix_first[g] = p0;
+      prefix_row[g] = static_cast<int64_t>(head_rows.size());
+      for (int64_t p = p0; p < shared[g]; ++p) head_rows.push_back(s.offset + p);
+      for (int64_t t = 0; t < shared[g]; ++t) {
+        ids.push_back(groups[g][0].input[t]);
+        pos.push_back(t);
+      }
+      segs.push_back(s);
+      seg_group.push_back(g);
+      keys[g].resize(c.num_layers);
+      values[g].resize(c.num_layers);
+    }
+    if (!segs.empty()) {
+      KvSink on_kv = [&](int layer, int s, const torch::Tensor& k, const torch::Tensor& v) {
+        keys[seg_group[s]][layer] = k.contiguous();
+        values[seg_group[s]][layer] = v.contiguous();
+      };
+      auto x = M.embed.index_select(0, torch::tensor(ids, torch::kInt64));
+      x = M.run(x, torch::tensor(pos, torch::kInt64), 0, segs, hook, on_kv, {});
+      if (!head_rows.empty()) prefix_logits = M.head(x.index_select(0, torch::tensor(head_rows, torch::kInt64)), {});
+    }
+  }
+
+  // 2. Every suffix of every group in one forward on top of its group's cache.
+  std::vector<Segment> segs;
+  std::vector<int64_t> ids, pos, head_rows;
+  std::vector<int64_t> suffix_row(n_requests, 0);
+  {
+    std::size_t i = 0;
+    for (int64_t g = 0; g < G; ++g)
+      for (const auto& q : groups[g]) {
+        Segment s;
+        s.offset = static_cast<int64_t>(ids.size());
+        s.length = static_cast<int64_t>(q.input.size()) - shared[g];
+        s.past = shared[g];
+        s.past_keys = &keys[g];
+        s.past_values = &values[g];
+        s.prompt = static_cast<int>(i);
+        suffix_row[i] = static_cast<int64_t>(head_rows.size());
+        for (int64_t p = std::max(shared[g], first_scored(q)); p < static_cast<int64_t>(q.input.size()); ++p)
+          head_rows.push_back(s.offset + p - shared[g]);
+        for (int64_t p = shared[g]; p < static_cast<int64_t>(q.input.size()); ++p) {
+          ids.push_back(q.input[p]);
+          pos.push_back(p);
+        }
+        segs.push_back(s);
+        ++i;
+      }
+  }
+  auto x = M.embed.index_select(0, torch::tensor(ids, torch::kInt64));
+  x = M.run(x, torch::tensor(pos, torch::kInt64), 0, segs, hook, {}, {});
+  const torch::Tensor suffix_logits = M.head(x.index_select(0, torch::tensor(head_rows, torch::kInt64)), {});
+
+  // 3. Per sequence: its scored rows (from the prefix pass, then from its suffix), in float64.
+  std::size_t i = 0;
+  for (int64_t g = 0; g < G; ++g)
+    for (std::size_t r = 0; r < groups[g].size(); ++r, ++i) {
+      const ScoreRequest& q = groups[g][r];
+      const int64_t p0 = first_scored(q), len = static_cast<int64_t>(q.input.size());
+      std::vector<torch::Tensor> parts;
+      if (p0 < shared[g])
+        parts.push_back(prefix_logits.narrow(0, prefix_row[g] + (p0 - prefix_first[g]), shared[g] - p0));
+      const int64_t from = std::max(shared[g], p0);
+      parts.push_back(suffix_logits.narrow(0, suffix_row[i], len - from));
+      const auto rows = (parts.size() == 1 ? parts[0] : torch::cat(parts, 0)).to(torch::kFloat64);
+      const auto target = torch::tensor(q.targets, torch::kInt64);
+      const auto logp = torch::log_softmax(rows, -1);
+      out[g][r].loglik = logp.gather(1, target.unsqueeze(1)).sum().item<double>();
+      out[g][r].is_greedy = torch::equal(rows.argmax(-1), target);
+    }
+  return out;
+}
+
 torch::Tensor MoeModel::decode(KvCache& cache, const std::vector<int64_t>& tokens) const {
   const ModelImpl& M = *impl_;
   M.check_ids(tokens, "decode");

@@ -96,6 +96,24 @@ struct ForwardResult {
   std::vector<PrefixState> prefixes;
 };
 
+// One sequence to score (lm-evaluation-harness log-likelihood): the model reads `input`, and
+// targets[j] is the token that position input.size() - targets.size() + j must predict
+// (1 <= targets.size() <= input.size()).
+struct ScoreRequest {
+  std::vector<int64_t> input;
+  std::vector<int64_t> targets;
+};
+
+struct SequenceScore {
+  double loglik = 0;      // sum over the targets of log_softmax (float64, full vocabulary)
+  bool is_greedy = true;  // every target is the argmax of its position
+};
+
+// Tokens of a group's inputs that score_continuations() runs once for the whole group: their
+// longest common prefix, at most all but the last token of the shortest input (every sequence
+// keeps a suffix of its own); 0 for a group of fewer than two.
+int64_t shared_prefix_length(const std::vector<ScoreRequest>& group);
+
 // Incremental decoding state of one sequence.
 struct KvCache {
   std::vector<torch::Tensor> keys, values;  // per decoder layer [kv_heads, n, d]
@@ -139,6 +157,17 @@ class MoeModel {
   // Same for several prefix states (any lengths) under one override: [N, V'].
   torch::Tensor tail(const std::vector<const PrefixState*>& states, const RouteOverride& route,
                      const std::vector<int64_t>& vocab_rows) const;
+
+  // Log-likelihood scoring of groups of sequences that share their beginning (the choices of one
+  // multiple-choice item). Per group, the shared prefix (shared_prefix_length) runs once and keeps
+  // its keys/values; then the suffixes of every sequence of every group run in one batched forward
+  // on top of their group's cache. Only the scored positions go through the LM head; a scored
+  // position inside the shared prefix (the first target is usually predicted by the prefix's
+  // last token) takes its logits from the prefix pass. Equals scoring each sequence alone up to
+  // float rounding. Returns, per group, one score per request in order. No gradient.
+  std::vector<std::vector<SequenceScore>> score_continuations(
+      const std::vector<std::vector<ScoreRequest>>& groups) const;
+  std::vector<SequenceScore> score_continuations(const std::vector<ScoreRequest>& group) const;
 
   // Appends tokens to the cache and returns the logits [V] (float32) of the last one.
   torch::Tensor decode(KvCache& cache, const std::vector<int64_t>& tokens) const;
