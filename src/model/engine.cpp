@@ -254,8 +254,14 @@ void ModelImpl::check_route(const RouteOverride& r, const std::string& where) co
   for (const auto& lo : r.layers) {
     if (lo.moe_layer < 0 || lo.moe_layer >= L)
       throw Error(where, "moe_layer", fmt::format("{} out of range [0, {})", lo.moe_layer, L));
-    if (!lo.omega.defined() || lo.omega.dim() != 1 || lo.omega.size(0) != E || !lo.omega.is_floating_point())
-      throw Error(where, "omega", fmt::format("expected a float tensor [{}] for MoE layer {}", E, lo.moe_layer));
+    if (!lo.omega.defined() || lo.omega.dim() < 1 || lo.omega.dim() > 2 || lo.omega.size(-1) != E ||
+        lo.omega.numel() == 0 || !lo.omega.is_floating_point())
+      throw Error(where, "omega",
+                  fmt::format("expected a float tensor [{}] or [n, {}] for MoE layer {}", E, E, lo.moe_layer));
+    if (lo.tokens < 0)
+      throw Error(where, "tokens",
+                  fmt::format("expected a count of last positions >= 1 or {} (all), got {} for MoE layer {}",
+                              kAllTokens, lo.tokens, lo.moe_layer));
     if (lo.soft_set.defined()) {
       if (lo.soft_set.dim() != 1 || lo.soft_set.scalar_type() != torch::kInt64 || lo.soft_set.numel() == 0)
         throw Error(where, "soft_set", "expected a non-empty int64 tensor [s]");
@@ -319,40 +325,69 @@ torch::Tensor ModelImpl::moe(const LayerWeights& w, const torch::Tensor& h, cons
   const int m = w.moe_index;
   auto probs = torch::softmax(project(h, w.router).to(torch::kFloat32), -1);  // [N, E]
 
-  std::vector<int64_t> over_rows;
-  std::vector<torch::Tensor> over_omega;
-  std::vector<std::pair<int64_t, const LayerOverride*>> soft;
+  // Overridden rows: the last `tokens` positions of each prompt that has an override. A segment
+  // continues a prompt after `past` cached positions; the positions it does not hold cannot be
+  // overridden here (tail() checks that they are not asked for).
+  struct Over {
+    int64_t first = 0, n = 0;  // rows first .. first+n-1
+    const LayerOverride* o = nullptr;
+    torch::Tensor omega;       // [n, E] float32
+  };
+  std::vector<Over> over;
   for (const auto& g : segs) {
     const LayerOverride* o = hook.override_last(g.prompt, m);
     if (!o) continue;
-    const int64_t row = g.offset + g.length - 1;
-    over_rows.push_back(row);
-    over_omega.push_back(o->omega.to(torch::kFloat32));
-    if (o->soft_set.defined()) soft.emplace_back(row, o);
+    const int64_t length = g.past + g.length;
+    const int64_t from = o->tokens == kAllTokens ? 0 : std::max<int64_t>(0, length - o->tokens);
+    const int64_t covered = length - from;
+    const int64_t n = std::min(covered, g.length);
+    torch::Tensor om = o->omega.to(torch::kFloat32);
+    if (om.dim() == 1) {
+      om = n == 1 ? om.unsqueeze(0) : om.unsqueeze(0).expand({n, om.size(0)});
+    } else {
+      if (om.size(0) != covered)
+        throw Error(fmt::format("prompt {}", g.prompt), "omega",
+                    fmt::format("{} rows for MoE layer {}, but the override covers {} positions", om.size(0), m,
+                                covered));
+      om = om.narrow(0, covered - n, n);
+    }
+    over.push_back({g.offset + g.length - n, n, o, om});
   }
   torch::Tensor sel = probs;
-  if (!over_rows.empty())
-    sel = probs.index_put({torch::tensor(over_rows, torch::kInt64)}, torch::stack(over_omega));
+  if (!over.empty()) {
+    std::vector<torch::Tensor> rows, omegas;
+    for (const auto& v : over) {
+      rows.push_back(v.n == 1 ? torch::full({1}, v.first, torch::kInt64) : torch::arange(v.first, v.first + v.n, torch::kInt64));
+      omegas.push_back(v.omega);
+    }
+    sel = probs.index_put({rows.size() == 1 ? rows[0] : torch::cat(rows)},
+                          omegas.size() == 1 ? omegas[0] : torch::cat(omegas));
+  }
   auto [topk_w, topk_i] = torch::topk(sel, k, -1);
   if (cfg.norm_topk_prob) topk_w = topk_w / (topk_w.sum(-1, true) + cfg.topk_norm_eps);
   if (cfg.routed_scaling_factor != 1.0) topk_w = topk_w * cfg.routed_scaling_factor;
 
   Assignments a{torch::arange(N, torch::kInt64).repeat_interleave(k), topk_i.flatten(), topk_w.flatten()};
-  if (!soft.empty()) {
+  bool any_soft = false;
+  for (const auto& v : over) any_soft = any_soft || v.o->soft_set.defined();
+  if (any_soft) {
     std::vector<torch::Tensor> rows{}, experts{}, weights{};
     auto keep = torch::ones({N}, torch::kBool);
-    for (const auto& [row, o] : soft) keep[row] = false;
+    for (const auto& v : over)
+      if (v.o->soft_set.defined()) keep.narrow(0, v.first, v.n).fill_(false);
     auto kept = keep.repeat_interleave(k).nonzero().flatten();
     rows.push_back(a.rows.index_select(0, kept));
     experts.push_back(a.experts.index_select(0, kept));
     weights.push_back(a.weights.index_select(0, kept));
-    for (const auto& [row, o] : soft) {
-      auto ws = o->omega.to(torch::kFloat32).index_select(0, o->soft_set);
-      if (cfg.norm_topk_prob) ws = ws / (ws.sum() + cfg.topk_norm_eps);
+    for (const auto& v : over) {
+      if (!v.o->soft_set.defined()) continue;
+      const int64_t s = v.o->soft_set.numel();
+      auto ws = v.omega.index_select(1, v.o->soft_set);  // [n, s]
+      if (cfg.norm_topk_prob) ws = ws / (ws.sum(-1, true) + cfg.topk_norm_eps);
       if (cfg.routed_scaling_factor != 1.0) ws = ws * cfg.routed_scaling_factor;
-      rows.push_back(torch::full({o->soft_set.numel()}, row, torch::kInt64));
-      experts.push_back(o->soft_set);
-      weights.push_back(ws);
+      rows.push_back(torch::arange(v.first, v.first + v.n, torch::kInt64).repeat_interleave(s));
+      experts.push_back(v.o->soft_set.repeat({v.n}));
+      weights.push_back(ws.flatten());
     }
     a = Assignments{torch::cat(rows), torch::cat(experts), torch::cat(weights)};
   }
@@ -496,6 +531,9 @@ ForwardResult MoeModel::forward(const std::vector<std::vector<int64_t>>& prompts
   const int L = num_moe_layers();
   if (opt.keep_prefix_from < -1 || opt.keep_prefix_from >= L)
     throw Error("", "keep_prefix_from", fmt::format("{} out of range [-1, {})", opt.keep_prefix_from, L));
+  if (opt.prefix_tokens < 0)
+    throw Error("", "prefix_tokens",
+                fmt::format("expected a count of last tokens >= 1 or {} (all), got {}", kAllTokens, opt.prefix_tokens));
   bool grad = false;
   for (int b = 0; b < static_cast<int>(opt.overrides.size()); ++b) {
     M.check_route(opt.overrides[b], fmt::format("override of prompt {}", b));
@@ -541,7 +579,9 @@ ForwardResult MoeModel::forward(const std::vector<std::vector<int64_t>>& prompts
       auto& p = res.prefixes[b];
       p.moe_layer = opt.keep_prefix_from;
       p.decoder_layer = prefix_layer;
-      p.position = segs[b].length - 1;
+      const int64_t T = segs[b].length;
+      p.tokens = opt.prefix_tokens == kAllTokens ? T : std::min(opt.prefix_tokens, T);
+      p.position = T - p.tokens;
       p.fingerprint = M.fingerprint;
     }
   }
@@ -558,7 +598,8 @@ ForwardResult MoeModel::forward(const std::vector<std::vector<int64_t>>& prompts
   LayerObserver on_input = [&](int layer, const torch::Tensor& xs) {
     if (layer == prefix_layer)
       for (int b = 0; b < B; ++b)
-        res.prefixes[b].hidden = xs[segs[b].offset + segs[b].length - 1].detach().clone();
+        res.prefixes[b].hidden =
+            xs.narrow(0, segs[b].offset + res.prefixes[b].position, res.prefixes[b].tokens).detach().clone();
     const bool want_embed = opt.embed_layer == layer;
     if (!opt.hidden_states && !want_embed) return;
     auto xf = xs.detach().to(torch::kFloat32);
@@ -606,7 +647,8 @@ torch::Tensor MoeModel::tail(const std::vector<const PrefixState*>& states, cons
   const int64_t layers_kept = M.cfg.num_layers - first;
   std::vector<Segment> segs(states.size());
   std::vector<torch::Tensor> hs;
-  std::vector<int64_t> pos;
+  std::vector<int64_t> pos, last;
+  int64_t rows = 0;
   for (std::size_t i = 0; i < states.size(); ++i) {
     const PrefixState& s = *states[i];
     if (s.fingerprint != M.fingerprint)
@@ -614,9 +656,23 @@ torch::Tensor MoeModel::tail(const std::vector<const PrefixState*>& states, cons
     if (s.decoder_layer != first || static_cast<int64_t>(s.keys.size()) != layers_kept ||
         s.values.size() != s.keys.size() || !s.hidden.defined())
       throw Error("", "prefix_state", "states of one tail batch must all start at the same MoE layer");
-    segs[i] = Segment{static_cast<int64_t>(i), 1, s.position, &s.keys, &s.values, first, static_cast<int>(i)};
+    if (s.tokens < 1 || s.hidden.dim() != 2 || s.hidden.size(0) != s.tokens)
+      throw Error("", "prefix_state", fmt::format("state {} holds no hidden state per re-run token", i));
+    for (const auto& lo : route.layers) {
+      const int64_t length = s.position + s.tokens;
+      const int64_t from = lo.tokens == kAllTokens ? 0 : std::max<int64_t>(0, length - lo.tokens);
+      if (from < s.position)
+        throw Error("", "override",
+                    fmt::format("re-mixes {} of MoE layer {} but prefix state {} re-runs only its last {} of {} tokens",
+                                lo.tokens == kAllTokens ? std::string("every position")
+                                                        : fmt::format("the last {} positions", lo.tokens),
+                                lo.moe_layer, i, s.tokens, length));
+    }
+    segs[i] = Segment{rows, s.tokens, s.position, &s.keys, &s.values, first, static_cast<int>(i)};
     hs.push_back(s.hidden);
-    pos.push_back(s.position);
+    for (int64_t t = 0; t < s.tokens; ++t) pos.push_back(s.position + t);
+    rows += s.tokens;
+    last.push_back(rows - 1);
   }
   const int min_layer = route.min_moe_layer();
   if (min_layer >= 0 && min_layer < states[0]->moe_layer)
@@ -626,7 +682,9 @@ torch::Tensor MoeModel::tail(const std::vector<const PrefixState*>& states, cons
   torch::AutoGradMode grad_mode(needs_grad(route));
   SharedRouteHook hook;
   hook.route = &route;
-  auto x = M.run(torch::stack(hs), torch::tensor(pos, torch::kInt64), first, segs, hook, {}, {});
+  auto x = M.run(hs.size() == 1 ? hs[0] : torch::cat(hs, 0), torch::tensor(pos, torch::kInt64), first, segs, hook,
+                 {}, {});
+  if (rows != static_cast<int64_t>(states.size())) x = x.index_select(0, torch::tensor(last, torch::kInt64));
   return M.head(x, vocab_rows);
 }
 
