@@ -25,6 +25,9 @@ void add_remix_flags(CLI::App* cmd, RemixFlags& f, bool with_methods) {
         ->capture_default_str();
   cmd->add_option("--layers", f.layers, "critical MoE layers: last:M, first:M, middle:M, all, or a list 11,13,15")
       ->capture_default_str();
+  cmd->add_option("--tokens", f.tokens,
+                  "prompt positions re-mixed: last (the last token), last:J (the last J tokens) or all (every token)")
+      ->capture_default_str();
   cmd->add_option("--core-experts", f.core_experts, "core experts re-weighted per critical layer")->capture_default_str();
   cmd->add_option("--steps", f.steps, "NGD / oracle optimisation steps")->capture_default_str();
   cmd->add_option("--lr", f.lr, "initial learning rate")->capture_default_str();
@@ -53,6 +56,7 @@ void add_remix_flags(CLI::App* cmd, RemixFlags& f, bool with_methods) {
 remix::RemixOptions RemixFlags::options() const {
   remix::RemixOptions o;
   o.layers = remix::CriticalLayers::parse(layers);
+  o.tokens = remix::RemixTokens::parse(tokens);
   if (core_experts < 1) throw Error("", "--core-experts", "must be at least 1");
   o.core_experts = core_experts;
   if (steps < 0) throw Error("", "--steps", "must not be negative");
@@ -134,7 +138,7 @@ std::vector<std::unique_ptr<eval::ItemMethod>> make_remix_methods(const RemixFla
 
 nlohmann::json remix_settings(const RemixFlags& f, const std::string& store_path) {
   return {{"methods", f.methods},         {"reference", store_path},   {"layers", f.layers},
-          {"core_experts", f.core_experts}, {"steps", f.steps},        {"lr", f.lr},
+          {"tokens", f.tokens},           {"core_experts", f.core_experts}, {"steps", f.steps},        {"lr", f.lr},
           {"lr_min", f.lr_min},           {"schedule", f.schedule},    {"optimizer", f.optimizer},
           {"topk", f.topk},               {"k", f.k},                  {"epsilon", f.epsilon},
           {"leakage_guard", f.leakage_guard}, {"max_neighbours", f.max_neighbours}, {"kernel", f.kernel},
@@ -148,6 +152,7 @@ void set_remix_flag(RemixFlags& f, const std::string& name, const std::string& v
     if (!(in >> target) || !in.eof()) throw Error("", "--sweep", "value \"" + value + "\" of " + name + " is not a number");
   };
   if (name == "layers") f.layers = value;
+  else if (name == "tokens") f.tokens = value;
   else if (name == "core-experts") num(f.core_experts);
   else if (name == "steps") num(f.steps);
   else if (name == "lr") num(f.lr);

@@ -16,6 +16,7 @@ namespace c3po::cli {
 struct RemixFlags {
   std::string methods = "base";
   std::string layers = "last:5";
+  std::string tokens = "last";
   int core_experts = 20;
   int steps = 10;
   double lr = 1e-2, lr_min = 1e-5;

@@ -108,60 +108,75 @@ std::vector<torch::Tensor> letter_logits(const model::MoeModel& model, const std
   return out;
 }
 
-std::vector<ContinuationScore> score_continuations(const model::MoeModel& model,
-                                                   const std::vector<LoglikTokens>& requests, std::size_t batch,
-                                                   int64_t max_length, int64_t max_logit_floats) {
-  torch::NoGradGuard no_grad;
-  const int64_t vocab = model.config().vocab_size;
-  struct Input {
-    std::vector<int64_t> ids;
-    std::size_t n_cont = 0;
-  };
-  std::vector<Input> inputs(requests.size());
-  for (std::size_t r = 0; r < requests.size(); ++r) {
-    const auto& req = requests[r];
-    if (req.continuation.empty()) throw Error("", fmt::format("request {}", r), "empty continuation");
-    if (static_cast<int64_t>(req.continuation.size()) > max_length)
-      throw Error("", fmt::format("request {}", r),
-                  fmt::format("continuation of {} tokens exceeds the model's length {}", req.continuation.size(),
-                              max_length));
-    std::vector<int64_t> whole = req.context;
-    whole.insert(whole.end(), req.continuation.begin(), req.continuation.end());
-    const std::size_t keep = static_cast<std::size_t>(std::min<int64_t>(static_cast<int64_t>(whole.size()), max_length + 1));
-    inputs[r].ids.assign(whole.end() - static_cast<std::ptrdiff_t>(keep), whole.end() - 1);
-    inputs[r].n_cont = req.continuation.size();
-  }
-  std::vector<std::size_t> order(requests.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return inputs[a].ids.size() > inputs[b].ids.size(); });
+model::ScoreRequest loglik_input(const LoglikTokens& req, int64_t max_length, const std::string& where) {
+  if (req.continuation.empty()) throw Error("", where, "empty continuation");
+  if (static_cast<int64_t>(req.continuation.size()) > max_length)
+    throw Error("", where,
+                fmt::format("continuation of {} tokens exceeds the model's length {}", req.continuation.size(),
+                            max_length));
+  std::vector<int64_t> whole = req.context;
+  whole.insert(whole.end(), req.continuation.begin(), req.continuation.end());
+  const std::size_t keep =
+      static_cast<std::size_t>(std::min<int64_t>(static_cast<int64_t>(whole.size()), max_length + 1));
+  model::ScoreRequest out;
+  out.input.assign(whole.end() - static_cast<std::ptrdiff_t>(keep), whole.end() - 1);
+  out.targets = req.continuation;
+  return out;
+}
 
-  std::vector<ContinuationScore> out(requests.size());
-  model::ForwardOptions opt;
-  opt.all_positions = true;
+std::vector<std::vector<ContinuationScore>> score_continuation_groups(
+    const model::MoeModel& model, const std::vector<std::vector<LoglikTokens>>& groups, std::size_t batch,
+    int64_t max_length, int64_t max_logit_floats) {
+  const int64_t vocab = model.config().vocab_size;
+  std::vector<std::vector<model::ScoreRequest>> inputs(groups.size());
+  std::size_t r = 0;
+  for (std::size_t g = 0; g < groups.size(); ++g)
+    for (const auto& req : groups[g]) inputs[g].push_back(loglik_input(req, max_length, fmt::format("request {}", r++)));
+  std::vector<std::vector<ContinuationScore>> out(groups.size());
   std::size_t s = 0;
-  while (s < order.size()) {
-    // Longest first: the first prompt of a batch sets its padded length.
-    const int64_t tmax = static_cast<int64_t>(inputs[order[s]].ids.size());
-    const std::size_t by_memory = static_cast<std::size_t>(std::max<int64_t>(1, max_logit_floats / (tmax * vocab)));
-    const std::size_t e = std::min(order.size(), s + std::max<std::size_t>(1, std::min(batch, by_memory)));
-    std::vector<std::vector<int64_t>> prompts;
-    for (std::size_t k = s; k < e; ++k) prompts.push_back(inputs[order[k]].ids);
-    const model::ForwardResult res = model.forward(prompts, opt);
-    for (std::size_t k = s; k < e; ++k) {
-      const std::size_t r = order[k];
-      const auto& in = inputs[r];
-      const int64_t len = static_cast<int64_t>(in.ids.size()), nc = static_cast<int64_t>(in.n_cont);
-      // Positions len-nc .. len-1 predict the continuation tokens.
-      const auto rows = res.logits[static_cast<int64_t>(k - s)].slice(0, len - nc, len).to(torch::kFloat64);
-      const auto logp = torch::log_softmax(rows, -1);
-      const auto target = torch::tensor(requests[r].continuation, torch::kInt64);
-      out[r].loglik = logp.gather(1, target.unsqueeze(1)).sum().item<double>();
-      out[r].is_greedy = torch::equal(rows.argmax(-1), target);
+  while (s < inputs.size()) {
+    // Whole groups, as many as fit in `batch` sequences and the logits budget (at least one).
+    std::size_t e = s, sequences = 0;
+    int64_t floats = 0;
+    while (e < inputs.size()) {
+      int64_t targets = 0;
+      for (const auto& q : inputs[e]) targets += static_cast<int64_t>(q.targets.size());
+      if (e > s && (sequences + inputs[e].size() > batch || floats + targets * vocab > max_logit_floats)) break;
+      sequences += inputs[e].size();
+      floats += targets * vocab;
+      ++e;
     }
+    const std::vector<std::vector<model::ScoreRequest>> chunk(inputs.begin() + static_cast<std::ptrdiff_t>(s),
+                                                             inputs.begin() + static_cast<std::ptrdiff_t>(e));
+    auto scores = model.score_continuations(chunk);
+    for (std::size_t g = s; g < e; ++g) out[g] = std::move(scores[g - s]);
     s = e;
   }
   return out;
+}
+
+std::vector<ContinuationScore> score_continuations(const model::MoeModel& model,
+                                                   const std::vector<LoglikTokens>& requests, std::size_t batch,
+                                                   int64_t max_length, int64_t max_logit_floats) {
+  std::vector<std::vector<LoglikTokens>> groups;
+  for (const auto& r : requests) groups.push_back({r});
+  const auto scores = score_continuation_groups(model, groups, batch, max_length, max_logit_floats);
+  std::vector<ContinuationScore> out;
+  for (const auto& g : scores) out.push_back(g.at(0));
+  return out;
+}
+
+double loglik_group_flops(const FlopsModel& fm, const std::vector<model::ScoreRequest>& group) {
+  const int64_t shared = model::shared_prefix_length(group);
+  int64_t first = shared;
+  for (const auto& q : group) first = std::min(first, static_cast<int64_t>(q.input.size() - q.targets.size()));
+  double flops = forward_flops(fm, shared, 0, shared - first, -1);
+  for (const auto& q : group) {
+    const int64_t len = static_cast<int64_t>(q.input.size());
+    const int64_t scored = len - std::max(shared, len - static_cast<int64_t>(q.targets.size()));
+    flops += forward_flops(fm, len - shared, shared, scored, -1);
+  }
+  return flops;
 }
 
 EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, const tokenizer::Tokenizer& tok,
@@ -333,31 +348,28 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
     }
     std::stable_sort(pending.begin(), pending.end(),
                      [](const Pending& a, const Pending& b) { return a.length < b.length; });
-    // A chunk of items is scored and written together; their requests are batched by settings.batch.
+    // A chunk of items is scored and written together; a forward holds at most settings.batch
+    // sequences, and the choices of one item always go together (their shared prefix runs once).
     for (std::size_t s = 0; s < pending.size() && !should_stop(); s += settings.batch) {
       const std::size_t e = std::min(pending.size(), s + settings.batch);
-      std::vector<LoglikTokens> flat;
-      for (std::size_t k = s; k < e; ++k)
-        for (const auto& r : reqs[pending[k].task][pending[k].index]->requests) flat.push_back(r);
+      std::vector<std::vector<LoglikTokens>> groups;
+      for (std::size_t k = s; k < e; ++k) groups.push_back(reqs[pending[k].task][pending[k].index]->requests);
       const auto t0 = Clock::now();
-      const auto scores = score_continuations(model, flat, settings.batch, max_length);
+      const auto scores = score_continuation_groups(model, groups, settings.batch, max_length);
       const double base_seconds = seconds_since(t0) / static_cast<double>(e - s);
       std::vector<nlohmann::json> records;
-      std::size_t f = 0;
       for (std::size_t k = s; k < e; ++k) {
         const auto& p = pending[k];
         const auto& lr = *reqs[p.task][p.index];
         std::vector<double> lls;
         std::vector<bool> greedy;
-        double flops = 0;
-        for (const auto& r : lr.requests) {
-          lls.push_back(scores[f].loglik);
-          greedy.push_back(scores[f].is_greedy);
-          const auto n = static_cast<int64_t>(std::min<std::size_t>(r.context.size() + r.continuation.size() - 1,
-                                                                     static_cast<std::size_t>(max_length)));
-          flops += forward_flops(fm, n, 0, n, -1);
-          ++f;
+        std::vector<model::ScoreRequest> inputs;
+        for (std::size_t j = 0; j < lr.requests.size(); ++j) {
+          lls.push_back(scores[k - s][j].loglik);
+          greedy.push_back(scores[k - s][j].is_greedy);
+          inputs.push_back(loglik_input(lr.requests[j], max_length));
         }
+        const double flops = loglik_group_flops(fm, inputs);
         const data::LoglikPrediction pred = data::predict_loglik(lls, lr.item.norm_lengths);
         nlohmann::json rec = item_header(tasks[p.task], p.task, p.index);
         for (const auto& r : lr.requests)

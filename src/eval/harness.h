@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/flops.h"
 #include "eval/method.h"
 #include "eval/requests.h"
 #include "eval/settings.h"
@@ -46,17 +47,29 @@ struct EvalRun {
 EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, const tokenizer::Tokenizer& tok,
                  const std::vector<std::unique_ptr<ItemMethod>>& methods, const RunControl& control = {});
 
+// What the model reads for one lm-eval request, (context + continuation)[-(max_length+1):][:-1],
+// with the continuation as the scored tokens; c3po::Error if the continuation is empty or longer
+// than max_length.
+model::ScoreRequest loglik_input(const LoglikTokens& request, int64_t max_length, const std::string& where = "");
+
 // Log-likelihood of each continuation given its context, lm-eval style: the model reads
 // (context + continuation)[-(max_length+1):][:-1]; the sum of log_softmax over the continuation
-// tokens, and whether each of them is the argmax. Batched (at most `batch` requests, and at most
-// `max_logit_floats` floats of all-position logits per forward), longest first.
-struct ContinuationScore {
-  double loglik = 0;
-  bool is_greedy = true;
-};
+// tokens, and whether each of them is the argmax. One group per item (its choices): the engine
+// runs a group's shared prefix once (MoeModel::score_continuations). A forward holds at most
+// `batch` sequences, and at most `max_logit_floats` floats of scored-position logits, but the
+// requests of one group always go together. Returns one score per request of each group.
+using ContinuationScore = model::SequenceScore;
+std::vector<std::vector<ContinuationScore>> score_continuation_groups(
+    const model::MoeModel& model, const std::vector<std::vector<LoglikTokens>>& groups, std::size_t batch,
+    int64_t max_length, int64_t max_logit_floats = int64_t{1} << 27);
+// Each request by itself (no shared prefix).
 std::vector<ContinuationScore> score_continuations(const model::MoeModel& model,
                                                    const std::vector<LoglikTokens>& requests, std::size_t batch,
                                                    int64_t max_length, int64_t max_logit_floats = int64_t{1} << 27);
+
+// FLOPs of scoring one group as score_continuation_groups does: its shared prefix once, then each
+// suffix after the cached prefix, the LM head on the scored positions only.
+double loglik_group_flops(const FlopsModel& fm, const std::vector<model::ScoreRequest>& group);
 
 // The letter logits [n] of every prompt (batched, vocab_rows = the union of the batch's letters).
 std::vector<torch::Tensor> letter_logits(const model::MoeModel& model, const std::vector<LetterRequest>& requests,

@@ -254,8 +254,14 @@ void ModelImpl::check_route(const RouteOverride& r, const std::string& where) co
   for (const auto& lo : r.layers) {
     if (lo.moe_layer < 0 || lo.moe_layer >= L)
       throw Error(where, "moe_layer", fmt::format("{} out of range [0, {})", lo.moe_layer, L));
-    if (!lo.omega.defined() || lo.omega.dim() != 1 || lo.omega.size(0) != E || !lo.omega.is_floating_point())
-      throw Error(where, "omega", fmt::format("expected a float tensor [{}] for MoE layer {}", E, lo.moe_layer));
+    if (!lo.omega.defined() || lo.omega.dim() < 1 || lo.omega.dim() > 2 || lo.omega.size(-1) != E ||
+        lo.omega.numel() == 0 || !lo.omega.is_floating_point())
+      throw Error(where, "omega",
+                  fmt::format("expected a float tensor [{}] or [n, {}] for MoE layer {}", E, E, lo.moe_layer));
+    if (lo.tokens < 0)
+      throw Error(where, "tokens",
+                  fmt::format("expected a count of last positions >= 1 or {} (all), got {} for MoE layer {}",
+                              kAllTokens, lo.tokens, lo.moe_layer));
     if (lo.soft_set.defined()) {
       if (lo.soft_set.dim() != 1 || lo.soft_set.scalar_type() != torch::kInt64 || lo.soft_set.numel() == 0)
         throw Error(where, "soft_set", "expected a non-empty int64 tensor [s]");
@@ -319,40 +325,69 @@ torch::Tensor ModelImpl::moe(const LayerWeights& w, const torch::Tensor& h, cons
   const int m = w.moe_index;
   auto probs = torch::softmax(project(h, w.router).to(torch::kFloat32), -1);  // [N, E]
 
-  std::vector<int64_t> over_rows;
-  std::vector<torch::Tensor> over_omega;
-  std::vector<std::pair<int64_t, const LayerOverride*>> soft;
+  // Overridden rows: the last `tokens` positions of each prompt that has an override. A segment
+  // continues a prompt after `past` cached positions; the positions it does not hold cannot be
+  // overridden here (tail() checks that they are not asked for).
+  struct Over {
+    int64_t first = 0, n = 0;  // rows first .. first+n-1
+    const LayerOverride* o = nullptr;
+    torch::Tensor omega;       // [n, E] float32
+  };
+  std::vector<Over> over;
   for (const auto& g : segs) {
     const LayerOverride* o = hook.override_last(g.prompt, m);
     if (!o) continue;
-    const int64_t row = g.offset + g.length - 1;
-    over_rows.push_back(row);
-    over_omega.push_back(o->omega.to(torch::kFloat32));
-    if (o->soft_set.defined()) soft.emplace_back(row, o);
+    const int64_t length = g.past + g.length;
+    const int64_t from = o->tokens == kAllTokens ? 0 : std::max<int64_t>(0, length - o->tokens);
+    const int64_t covered = length - from;
+    const int64_t n = std::min(covered, g.length);
+    torch::Tensor om = o->omega.to(torch::kFloat32);
+    if (om.dim() == 1) {
+      om = n == 1 ? om.unsqueeze(0) : om.unsqueeze(0).expand({n, om.size(0)});
+    } else {
+      if (om.size(0) != covered)
+        throw Error(fmt::format("prompt {}", g.prompt), "omega",
+                    fmt::format("{} rows for MoE layer {}, but the override covers {} positions", om.size(0), m,
+                                covered));
+      om = om.narrow(0, covered - n, n);
+    }
+    over.push_back({g.offset + g.length - n, n, o, om});
   }
   torch::Tensor sel = probs;
-  if (!over_rows.empty())
-    sel = probs.index_put({torch::tensor(over_rows, torch::kInt64)}, torch::stack(over_omega));
+  if (!over.empty()) {
+    std::vector<torch::Tensor> rows, omegas;
+    for (const auto& v : over) {
+      rows.push_back(v.n == 1 ? torch::full({1}, v.first, torch::kInt64) : torch::arange(v.first, v.first + v.n, torch::kInt64));
+      omegas.push_back(v.omega);
+    }
+    sel = probs.index_put({rows.size() == 1 ? rows[0] : torch::cat(rows)},
+                          omegas.size() == 1 ? omegas[0] : torch::cat(omegas));
+  }
   auto [topk_w, topk_i] = torch::topk(sel, k, -1);
   if (cfg.norm_topk_prob) topk_w = topk_w / (topk_w.sum(-1, true) + cfg.topk_norm_eps);
   if (cfg.routed_scaling_factor != 1.0) topk_w = topk_w * cfg.routed_scaling_factor;
 
   Assignments a{torch::arange(N, torch::kInt64).repeat_interleave(k), topk_i.flatten(), topk_w.flatten()};
-  if (!soft.empty()) {
+  bool any_soft = false;
+  for (const auto& v : over) any_soft = any_soft || v.o->soft_set.defined();
+  if (any_soft) {
     std::vector<torch::Tensor> rows{}, experts{}, weights{};
     auto keep = torch::ones({N}, torch::kBool);
-    for (const auto& [row, o] : soft) keep[row] = false;
+    for (const auto& v : over)
+      if (v.o->soft_set.defined()) keep.narrow(0, v.first, v.n).fill_(false);
     auto kept = keep.repeat_interleave(k).nonzero().flatten();
     rows.push_back(a.rows.index_select(0, kept));
     experts.push_back(a.experts.index_select(0, kept));
     weights.push_back(a.weights.index_select(0, kept));
-    for (const auto& [row, o] : soft) {
-      auto ws = o->omega.to(torch::kFloat32).index_select(0, o->soft_set);
-      if (cfg.norm_topk_prob) ws = ws / (ws.sum() + cfg.topk_norm_eps);
+    for (const auto& v : over) {
+      if (!v.o->soft_set.defined()) continue;
+      const int64_t s = v.o->soft_set.numel();
+      auto ws = v.omega.index_select(1, v.o->soft_set);  // [n, s]
+      if (cfg.norm_topk_prob) ws = ws / (ws.sum(-1, true) + cfg.topk_norm_eps);
       if (cfg.routed_scaling_factor != 1.0) ws = ws * cfg.routed_scaling_factor;
-      rows.push_back(torch::full({o->soft_set.numel()}, row, torch::kInt64));
-      experts.push_back(o->soft_set);
-      weights.push_back(ws);
+      rows.push_back(torch::arange(v.first, v.first + v.n, torch::kInt64).repeat_interleave(s));
+      experts.push_back(v.o->soft_set.repeat({v.n}));
+      weights.push_back(ws.flatten());
     }
     a = Assignments{torch::cat(rows), torch::cat(experts), torch::cat(weights)};
   }
@@ -496,6 +531,9 @@ ForwardResult MoeModel::forward(const std::vector<std::vector<int64_t>>& prompts
   const int L = num_moe_layers();
   if (opt.keep_prefix_from < -1 || opt.keep_prefix_from >= L)
     throw Error("", "keep_prefix_from", fmt::format("{} out of range [-1, {})", opt.keep_prefix_from, L));
+  if (opt.prefix_tokens < 0)
+    throw Error("", "prefix_tokens",
+                fmt::format("expected a count of last tokens >= 1 or {} (all), got {}", kAllTokens, opt.prefix_tokens));
   bool grad = false;
   for (int b = 0; b < static_cast<int>(opt.overrides.size()); ++b) {
     M.check_route(opt.overrides[b], fmt::format("override of prompt {}", b));
@@ -541,7 +579,9 @@ ForwardResult MoeModel::forward(const std::vector<std::vector<int64_t>>& prompts
       auto& p = res.prefixes[b];
       p.moe_layer = opt.keep_prefix_from;
       p.decoder_layer = prefix_layer;
-      p.position = segs[b].length - 1;
+      const int64_t T = segs[b].length;
+      p.tokens = opt.prefix_tokens == kAllTokens ? T : std::min(opt.prefix_tokens, T);
+      p.position = T - p.tokens;
       p.fingerprint = M.fingerprint;
     }
   }
@@ -558,7 +598,8 @@ ForwardResult MoeModel::forward(const std::vector<std::vector<int64_t>>& prompts
   LayerObserver on_input = [&](int layer, const torch::Tensor& xs) {
     if (layer == prefix_layer)
       for (int b = 0; b < B; ++b)
-        res.prefixes[b].hidden = xs[segs[b].offset + segs[b].length - 1].detach().clone();
+        res.prefixes[b].hidden =
+            xs.narrow(0, segs[b].offset + res.prefixes[b].position, res.prefixes[b].tokens).detach().clone();
     const bool want_embed = opt.embed_layer == layer;
     if (!opt.hidden_states && !want_embed) return;
     auto xf = xs.detach().to(torch::kFloat32);
@@ -606,7 +647,8 @@ torch::Tensor MoeModel::tail(const std::vector<const PrefixState*>& states, cons
   const int64_t layers_kept = M.cfg.num_layers - first;
   std::vector<Segment> segs(states.size());
   std::vector<torch::Tensor> hs;
-  std::vector<int64_t> pos;
+  std::vector<int64_t> pos, last;
+  int64_t rows = 0;
   for (std::size_t i = 0; i < states.size(); ++i) {
     const PrefixState& s = *states[i];
     if (s.fingerprint != M.fingerprint)
@@ -614,9 +656,23 @@ torch::Tensor MoeModel::tail(const std::vector<const PrefixState*>& states, cons
     if (s.decoder_layer != first || static_cast<int64_t>(s.keys.size()) != layers_kept ||
         s.values.size() != s.keys.size() || !s.hidden.defined())
       throw Error("", "prefix_state", "states of one tail batch must all start at the same MoE layer");
-    segs[i] = Segment{static_cast<int64_t>(i), 1, s.position, &s.keys, &s.values, first, static_cast<int>(i)};
+    if (s.tokens < 1 || s.hidden.dim() != 2 || s.hidden.size(0) != s.tokens)
+      throw Error("", "prefix_state", fmt::format("state {} holds no hidden state per re-run token", i));
+    for (const auto& lo : route.layers) {
+      const int64_t length = s.position + s.tokens;
+      const int64_t from = lo.tokens == kAllTokens ? 0 : std::max<int64_t>(0, length - lo.tokens);
+      if (from < s.position)
+        throw Error("", "override",
+                    fmt::format("re-mixes {} of MoE layer {} but prefix state {} re-runs only its last {} of {} tokens",
+                                lo.tokens == kAllTokens ? std::string("every position")
+                                                        : fmt::format("the last {} positions", lo.tokens),
+                                lo.moe_layer, i, s.tokens, length));
+    }
+    segs[i] = Segment{rows, s.tokens, s.position, &s.keys, &s.values, first, static_cast<int>(i)};
     hs.push_back(s.hidden);
-    pos.push_back(s.position);
+    for (int64_t t = 0; t < s.tokens; ++t) pos.push_back(s.position + t);
+    rows += s.tokens;
+    last.push_back(rows - 1);
   }
   const int min_layer = route.min_moe_layer();
   if (min_layer >= 0 && min_layer < states[0]->moe_layer)
@@ -626,8 +682,156 @@ torch::Tensor MoeModel::tail(const std::vector<const PrefixState*>& states, cons
   torch::AutoGradMode grad_mode(needs_grad(route));
   SharedRouteHook hook;
   hook.route = &route;
-  auto x = M.run(torch::stack(hs), torch::tensor(pos, torch::kInt64), first, segs, hook, {}, {});
+  auto x = M.run(hs.size() == 1 ? hs[0] : torch::cat(hs, 0), torch::tensor(pos, torch::kInt64), first, segs, hook,
+                 {}, {});
+  if (rows != static_cast<int64_t>(states.size())) x = x.index_select(0, torch::tensor(last, torch::kInt64));
   return M.head(x, vocab_rows);
+}
+
+int64_t shared_prefix_length(const std::vector<ScoreRequest>& group) {
+  if (group.size() < 2) return 0;
+  std::size_t shortest = group[0].input.size();
+  for (const auto& r : group) shortest = std::min(shortest, r.input.size());
+  if (shortest == 0) return 0;
+  std::size_t n = 0;
+  while (n + 1 < shortest) {
+    const int64_t t = group[0].input[n];
+    bool same = true;
+    for (const auto& r : group) same = same && r.input[n] == t;
+    if (!same) break;
+    ++n;
+  }
+  return static_cast<int64_t>(n);
+}
+
+std::vector<SequenceScore> MoeModel::score_continuations(const std::vector<ScoreRequest>& group) const {
+  return score_continuations(std::vector<std::vector<ScoreRequest>>{group})[0];
+}
+
+std::vector<std::vector<SequenceScore>> MoeModel::score_continuations(
+    const std::vector<std::vector<ScoreRequest>>& groups) const {
+  const ModelImpl& M = *impl_;
+  const ModelConfig& c = M.cfg;
+  torch::NoGradGuard no_grad;
+  const int64_t G = static_cast<int64_t>(groups.size());
+  std::vector<std::vector<SequenceScore>> out(groups.size());
+  std::vector<int64_t> shared(groups.size(), 0);
+  std::size_t n_requests = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    for (std::size_t r = 0; r < groups[g].size(); ++r) {
+      const ScoreRequest& q = groups[g][r];
+      const std::string where = fmt::format("group {} request {}", g, r);
+      M.check_ids(q.input, where);
+      if (c.max_position_embeddings > 0 && static_cast<int64_t>(q.input.size()) > c.max_position_embeddings)
+        throw Error(where, "input_ids",
+                    fmt::format("{} tokens exceed max_position_embeddings {}", q.input.size(), c.max_position_embeddings));
+      if (q.targets.empty() || q.targets.size() > q.input.size())
+        throw Error(where, "targets",
+                    fmt::format("expected 1 to {} scored tokens (the input's length), got {}", q.input.size(),
+                                q.targets.size()));
+      for (int64_t t : q.targets)
+        if (t < 0 || t >= c.vocab_size)
+          throw Error(where, "targets", fmt::format("token id {} out of range [0, {})", t, c.vocab_size));
+    }
+    out[g].resize(groups[g].size());
+    n_requests += groups[g].size();
+    shared[g] = shared_prefix_length(groups[g]);
+  }
+  if (n_requests == 0) return out;
+  BatchHook hook;  // no capture, no override
+
+  // Position (in its sequence) of the first scored token's predictor.
+  auto first_scored = [](const ScoreRequest& q) {
+    return static_cast<int64_t>(q.input.size() - q.targets.size());
+  };
+
+  // 1. The shared prefixes of all groups that have one, in one forward; their keys/values are kept
+  // (all decoder layers), and the scored positions inside them go through the LM head.
+  std::vector<std::vector<torch::Tensor>> keys(groups.size()), values(groups.size());
+  std::vector<int64_t> prefix_first(groups.size(), 0), prefix_row(groups.size(), 0);
+  torch::Tensor prefix_logits;
+  {
+    std::vector<Segment> segs;
+    std::vector<int64_t> seg_group, ids, pos, head_rows;
+    for (int64_t g = 0; g < G; ++g) {
+      if (shared[g] == 0) continue;
+      Segment s;
+      s.offset = static_cast<int64_t>(ids.size());
+      s.length = shared[g];
+      s.prompt = static_cast<int>(segs.size());
+      int64_t p0 = shared[g];
+      for (const auto& q : groups[g]) p0 = std::min(p0, first_scored(q));
+      prefix_first[g] = p0;
+      prefix_row[g] = static_cast<int64_t>(head_rows.size());
+      for (int64_t p = p0; p < shared[g]; ++p) head_rows.push_back(s.offset + p);
+      for (int64_t t = 0; t < shared[g]; ++t) {
+        ids.push_back(groups[g][0].input[t]);
+        pos.push_back(t);
+      }
+      segs.push_back(s);
+      seg_group.push_back(g);
+      keys[g].resize(c.num_layers);
+      values[g].resize(c.num_layers);
+    }
+    if (!segs.empty()) {
+      KvSink on_kv = [&](int layer, int s, const torch::Tensor& k, const torch::Tensor& v) {
+        keys[seg_group[s]][layer] = k.contiguous();
+        values[seg_group[s]][layer] = v.contiguous();
+      };
+      auto x = M.embed.index_select(0, torch::tensor(ids, torch::kInt64));
+      x = M.run(x, torch::tensor(pos, torch::kInt64), 0, segs, hook, on_kv, {});
+      if (!head_rows.empty()) prefix_logits = M.head(x.index_select(0, torch::tensor(head_rows, torch::kInt64)), {});
+    }
+  }
+
+  // 2. Every suffix of every group in one forward on top of its group's cache.
+  std::vector<Segment> segs;
+  std::vector<int64_t> ids, pos, head_rows;
+  std::vector<int64_t> suffix_row(n_requests, 0);
+  {
+    std::size_t i = 0;
+    for (int64_t g = 0; g < G; ++g)
+      for (const auto& q : groups[g]) {
+        Segment s;
+        s.offset = static_cast<int64_t>(ids.size());
+        s.length = static_cast<int64_t>(q.input.size()) - shared[g];
+        s.past = shared[g];
+        s.past_keys = &keys[g];
+        s.past_values = &values[g];
+        s.prompt = static_cast<int>(i);
+        suffix_row[i] = static_cast<int64_t>(head_rows.size());
+        for (int64_t p = std::max(shared[g], first_scored(q)); p < static_cast<int64_t>(q.input.size()); ++p)
+          head_rows.push_back(s.offset + p - shared[g]);
+        for (int64_t p = shared[g]; p < static_cast<int64_t>(q.input.size()); ++p) {
+          ids.push_back(q.input[p]);
+          pos.push_back(p);
+        }
+        segs.push_back(s);
+        ++i;
+      }
+  }
+  auto x = M.embed.index_select(0, torch::tensor(ids, torch::kInt64));
+  x = M.run(x, torch::tensor(pos, torch::kInt64), 0, segs, hook, {}, {});
+  const torch::Tensor suffix_logits = M.head(x.index_select(0, torch::tensor(head_rows, torch::kInt64)), {});
+
+  // 3. Per sequence: its scored rows (from the prefix pass, then from its suffix), in float64.
+  std::size_t i = 0;
+  for (int64_t g = 0; g < G; ++g)
+    for (std::size_t r = 0; r < groups[g].size(); ++r, ++i) {
+      const ScoreRequest& q = groups[g][r];
+      const int64_t p0 = first_scored(q), len = static_cast<int64_t>(q.input.size());
+      std::vector<torch::Tensor> parts;
+      if (p0 < shared[g])
+        parts.push_back(prefix_logits.narrow(0, prefix_row[g] + (p0 - prefix_first[g]), shared[g] - p0));
+      const int64_t from = std::max(shared[g], p0);
+      parts.push_back(suffix_logits.narrow(0, suffix_row[i], len - from));
+      const auto rows = (parts.size() == 1 ? parts[0] : torch::cat(parts, 0)).to(torch::kFloat64);
+      const auto target = torch::tensor(q.targets, torch::kInt64);
+      const auto logp = torch::log_softmax(rows, -1);
+      out[g][r].loglik = logp.gather(1, target.unsqueeze(1)).sum().item<double>();
+      out[g][r].is_greedy = torch::equal(rows.argmax(-1), target);
+    }
+  return out;
 }
 
 torch::Tensor MoeModel::decode(KvCache& cache, const std::vector<int64_t>& tokens) const {

@@ -20,16 +20,24 @@ enum class Dtype { F32, BF16 };
 Dtype parse_dtype(const std::string& name);  // "f32" | "bf16"; anything else: c3po::Error
 const char* dtype_name(Dtype d);
 
-// Replaces the router's choice of one MoE layer at the LAST position of a prompt.
-// Hard mode (soft_set undefined): the router distribution becomes omega [E] (fp32, may require
-// grad); top-k of omega is selected, omega's entries are the mixing weights, then the
-// architecture's own renormalisation / scaling follow.
+// LayerOverride::tokens for every position of a prompt.
+inline constexpr int64_t kAllTokens = 0;
+
+// Replaces the router's choice of one MoE layer at the last `tokens` positions of a prompt
+// (method.md section 6, "which tokens"): 1 (default) the last position only, J the last J,
+// kAllTokens every position; a prompt shorter than J is overridden at every position.
+// Hard mode (soft_set undefined): the router distribution of each of those positions becomes
+// omega (fp32, may require grad): [E], the same distribution at every overridden position, or
+// [n, E], one row per overridden position in prompt order (n must be their number); top-k of it is
+// selected, its entries are the mixing weights, then the architecture's own renormalisation /
+// scaling follow.
 // Soft mode (soft_set = int64 [s]): all experts in soft_set are mixed with weights omega[soft_set]
 // (renormalised over the set iff the architecture renormalises, then scaled).
 struct LayerOverride {
   int moe_layer = 0;
-  torch::Tensor omega;     // [E] float32
+  torch::Tensor omega;     // [E] or [n, E] float32
   torch::Tensor soft_set;  // undefined (hard) or [s] int64
+  int64_t tokens = 1;      // the last `tokens` positions; kAllTokens: all
 };
 
 struct RouteOverride {
@@ -43,7 +51,7 @@ struct RouterEvent {
   int moe_layer = 0;
   int prompt = 0;           // index of the prompt in the batch
   torch::Tensor probs;      // [T, E] float32 router distribution (before any override)
-  torch::Tensor topk_idx;   // [T, k] int64 (after override at the last position)
+  torch::Tensor topk_idx;   // [T, k] int64 (after any override)
   torch::Tensor topk_weight;  // [T, k] float32 final mixing weights (after renorm/scale)
 };
 
@@ -52,18 +60,21 @@ struct RoutingHook {
   virtual ~RoutingHook() = default;
   // Called once per MoE layer per prompt, after routing.
   virtual void on_router(const RouterEvent& event) {}
-  // An override for this prompt's last position in this MoE layer, or nullptr.
+  // An override for this prompt's last positions (LayerOverride::tokens of them) in this MoE
+  // layer, or nullptr.
   virtual const LayerOverride* override_last(int prompt, int moe_layer) { return nullptr; }
 };
 
-// From one forward of a prompt: what is needed to re-run ONLY its last token from MoE layer
-// `moe_layer` onwards (keys/values of positions < T-1 in decoder layers >= that MoE layer's
-// decoder layer, and the last token's hidden state entering that decoder layer).
+// From one forward of a prompt: what is needed to re-run ONLY its last `tokens` tokens from MoE
+// layer `moe_layer` onwards (method.md section 7): the keys/values of the positions before them in
+// decoder layers >= that MoE layer's decoder layer, and their hidden states entering that decoder
+// layer.
 struct PrefixState {
   int moe_layer = 0;
   int decoder_layer = 0;
-  int64_t position = 0;            // index of the last token (= number of cached positions)
-  torch::Tensor hidden;            // [H], compute dtype
+  int64_t position = 0;            // index of the first re-run token (= number of cached positions)
+  int64_t tokens = 1;              // re-run tokens; the prompt has position + tokens
+  torch::Tensor hidden;            // [tokens, H], compute dtype
   std::vector<torch::Tensor> keys;    // per decoder layer from decoder_layer: [kv_heads, position, d]
   std::vector<torch::Tensor> values;  // idem
   std::string fingerprint;         // the model it came from
@@ -79,6 +90,8 @@ struct ForwardOptions {
   int embed_layer = -1;
   bool hidden_states = false;          // all hidden states per prompt [layers+1, T, H] (f32)
   int keep_prefix_from = -1;           // MoE layer c: return one PrefixState per prompt; -1 none
+  int64_t prefix_tokens = 1;           // tokens a PrefixState re-runs: the last J (kAllTokens: all;
+                                       // a prompt shorter than J: all of it)
   std::vector<RouteOverride> overrides;  // empty, or one per prompt (entries may be empty)
   RoutingHook* hook = nullptr;         // extra observer/override, called after the built-ins
 };
@@ -95,6 +108,24 @@ struct ForwardResult {
   std::vector<torch::Tensor> hidden_states;  // per prompt [layers+1, T, H] float32
   std::vector<PrefixState> prefixes;
 };
+
+// One sequence to score (lm-evaluation-harness log-likelihood): the model reads `input`, and
+// targets[j] is the token that position input.size() - targets.size() + j must predict
+// (1 <= targets.size() <= input.size()).
+struct ScoreRequest {
+  std::vector<int64_t> input;
+  std::vector<int64_t> targets;
+};
+
+struct SequenceScore {
+  double loglik = 0;      // sum over the targets of log_softmax (float64, full vocabulary)
+  bool is_greedy = true;  // every target is the argmax of its position
+};
+
+// Tokens of a group's inputs that score_continuations() runs once for the whole group: their
+// longest common prefix, at most all but the last token of the shortest input (every sequence
+// keeps a suffix of its own); 0 for a group of fewer than two.
+int64_t shared_prefix_length(const std::vector<ScoreRequest>& group);
 
 // Incremental decoding state of one sequence.
 struct KvCache {
@@ -131,14 +162,27 @@ class MoeModel {
   ForwardResult forward(const std::vector<std::vector<int64_t>>& prompts,
                         const ForwardOptions& options = {}) const;
 
-  // Re-runs the last token of a prompt from its prefix state under `route` (whose layers must be
-  // >= state.moe_layer) and returns the logits [V'] (float32) of vocab_rows (empty = all).
+  // Re-runs the last state.tokens tokens of a prompt from its prefix state (causal among
+  // themselves, attending to the cached positions) under `route`, whose layers must be >=
+  // state.moe_layer and whose overridden positions must be among the re-run ones, and returns the
+  // logits [V'] (float32) of vocab_rows (empty = all) at the prompt's last position.
   // Equals forward() of the same prompt with the same override; differentiable w.r.t. omega.
   torch::Tensor tail(const PrefixState& state, const RouteOverride& route,
                      const std::vector<int64_t>& vocab_rows) const;
-  // Same for several prefix states (any lengths) under one override: [N, V'].
+  // Same for several prefix states (any lengths, any re-run counts) under one override: [N, V'].
   torch::Tensor tail(const std::vector<const PrefixState*>& states, const RouteOverride& route,
                      const std::vector<int64_t>& vocab_rows) const;
+
+  // Log-likelihood scoring of groups of sequences that share their beginning (the choices of one
+  // multiple-choice item). Per group, the shared prefix (shared_prefix_length) runs once and keeps
+  // its keys/values; then the suffixes of every sequence of every group run in one batched forward
+  // on top of their group's cache. Only the scored positions go through the LM head; a scored
+  // position inside the shared prefix (the first target is usually predicted by the prefix's
+  // last token) takes its logits from the prefix pass. Equals scoring each sequence alone up to
+  // float rounding. Returns, per group, one score per request in order. No gradient.
+  std::vector<std::vector<SequenceScore>> score_continuations(
+      const std::vector<std::vector<ScoreRequest>>& groups) const;
+  std::vector<SequenceScore> score_continuations(const std::vector<ScoreRequest>& group) const;
 
   // Appends tokens to the cache and returns the logits [V] (float32) of the last one.
   torch::Tensor decode(KvCache& cache, const std::vector<int64_t>& tokens) const;

@@ -107,6 +107,27 @@ std::vector<int> CriticalLayers::resolve(int n) const {
   return out;
 }
 
+RemixTokens RemixTokens::parse(const std::string& spec) {
+  RemixTokens t;
+  if (spec == "last") return t;
+  if (spec == "all") {
+    t.count = 0;
+    return t;
+  }
+  if (spec.rfind("last:", 0) == 0) {
+    t.count = parse_int(spec.substr(5), "--tokens");
+    if (t.count < 1) throw Error("", "--tokens", "the count of last:J must be at least 1");
+    return t;
+  }
+  throw Error("", "--tokens", "expected last, last:J or all; got \"" + spec + "\"");
+}
+
+std::string RemixTokens::to_string() const {
+  if (count == 0) return "all";
+  if (count == 1) return "last";
+  return "last:" + std::to_string(count);
+}
+
 KernelSpec KernelSpec::parse(const std::string& spec) {
   KernelSpec k;
   const auto colon = spec.find(':');

@@ -20,6 +20,17 @@ struct CriticalLayers {
   std::vector<int> resolve(int num_moe_layers) const;
 };
 
+// Which positions of a prompt are re-mixed (method.md section 6, "which tokens"): "last" (the
+// paper's, default), "last:J" (the last J tokens) or "all" (every token of the prompt; a prompt
+// shorter than J is re-mixed at every token). Every re-mixed position uses the same omega.
+struct RemixTokens {
+  int count = 1;  // J; 0 = all (the engine's model::kAllTokens)
+
+  static RemixTokens parse(const std::string& spec);  // throws c3po::Error on a bad spec
+  std::string to_string() const;                      // "last", "last:J" or "all"
+  bool all() const { return count == 0; }
+};
+
 enum class KernelKind { Gaussian, Linear, Polynomial, Matern32 };
 
 // Kernels on the Euclidean distance d between unit embeddings (cos = 1 - d^2/2).
@@ -58,6 +69,7 @@ struct NeighbourOptions {
 
 struct RemixOptions {
   CriticalLayers layers;
+  RemixTokens tokens;              // which prompt positions the override applies to
   int core_experts = 20;           // n, clamped to the number of experts
   OptimiserOptions opt;
   NeighbourOptions neighbours;

@@ -200,6 +200,7 @@ const ReferenceStore& RemixSession::store() const {
 void RemixSession::prepare(model::ForwardOptions& base) const {
   base.capture = true;
   base.keep_prefix_from = critical_.front();
+  base.prefix_tokens = options_.tokens.count;
   if (embedder_.from_model()) base.embed_layer = embedder_.model_layer();
 }
 
@@ -237,6 +238,7 @@ RemixSession::Reference RemixSession::reference(int64_t index, double* flops) {
     const auto req = eval::encode_letter_request(tok_, item);
     model::ForwardOptions fo;
     fo.keep_prefix_from = critical_.front();
+    fo.prefix_tokens = options_.tokens.count;
     fo.vocab_rows = req.letter_ids;
     auto res = model_.forward({req.ids}, fo);
     letters_[index] = req.letter_ids;
@@ -281,7 +283,7 @@ eval::MethodOutcome RemixMethod::run(const eval::ItemContext& ctx) {
   double flops = 0;
   nlohmann::json details = nlohmann::json::object();
   if (kind_ == MethodKind::Oracle) {
-    TailObjective own(S.model(), critical, {self}, opt.full_vocab_loss);
+    TailObjective own(S.model(), critical, {self}, opt.full_vocab_loss, opt.tokens.count);
     r = oracle(omega0, own, opt);
     details["upper_bound"] = true;
   } else {
@@ -309,7 +311,7 @@ eval::MethodOutcome RemixMethod::run(const eval::ItemContext& ctx) {
         items.push_back({ref.prefix, ref.letter_ids, ref.gold, m.weight});
         weights.push_back(m.weight);
       }
-      TailObjective neighbourhood(S.model(), critical, items, opt.full_vocab_loss);
+      TailObjective neighbourhood(S.model(), critical, items, opt.full_vocab_loss, opt.tokens.count);
       if (kind_ == MethodKind::Kernel) {
         const auto paths = S.store().pathways().index_select(0, torch::tensor(indices, torch::kLong))
                                .index_select(1, index).to(torch::kFloat);
@@ -320,17 +322,18 @@ eval::MethodOutcome RemixMethod::run(const eval::ItemContext& ctx) {
       S.cache().pin({});
     }
   }
-  const auto logits = answer_logits(S.model(), critical, self, r.omega).to(torch::kDouble);
+  const auto logits = answer_logits(S.model(), critical, self, r.omega, opt.tokens.count).to(torch::kDouble);
   out.prediction = static_cast<int>(logits.argmax().item<int64_t>());
   const auto probs = torch::softmax(logits, 0);
   for (int64_t j = 0; j < probs.size(0); ++j) out.letter_probs.push_back(probs[j].item<double>());
 
-  // Cost: each tail re-run spans the decoder layers from the first critical one; with a backward
-  // pass (NGD, oracle) it costs about three forwards.
+  // Cost: each tail re-run spans the decoder layers from the first critical one and runs the
+  // item's re-mixed tokens after its cached ones; with a backward pass (NGD, oracle) it costs
+  // about three forwards.
   const auto fm = eval::flops_model(S.model().config(), S.model().active_parameter_count());
   const double share = static_cast<double>(S.model().config().num_layers - ctx.prefix->decoder_layer) /
                        static_cast<double>(S.model().config().num_layers);
-  const double tail = share * eval::forward_flops(fm, 1, ctx.prefix->position, 1,
+  const double tail = share * eval::forward_flops(fm, ctx.prefix->tokens, ctx.prefix->position, 1,
                                                   static_cast<int64_t>(ctx.letter_ids.size()));
   const bool with_backward = kind_ == MethodKind::Ngd || kind_ == MethodKind::Oracle;
   flops += (r.evaluations * (with_backward ? 3.0 : 1.0) + 1) * tail;
@@ -350,6 +353,7 @@ nlohmann::json RemixMethod::settings() const {
   const auto& o = session_->options();
   return {{"method", name()},
           {"layers", o.layers.to_string()},
+          {"tokens", o.tokens.to_string()},
           {"core_experts", o.core_experts},
           {"steps", o.opt.steps},
           {"lr", o.opt.lr},

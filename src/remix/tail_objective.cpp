@@ -8,7 +8,7 @@
 namespace c3po::remix {
 
 model::RouteOverride critical_override(const std::vector<int>& critical_layers, const torch::Tensor& omega,
-                                       const std::optional<torch::Tensor>& soft_sets) {
+                                       const std::optional<torch::Tensor>& soft_sets, int64_t tokens) {
   if (omega.dim() != 2 || omega.size(0) != static_cast<int64_t>(critical_layers.size()))
     throw Error("", "omega", "expected one row per critical layer");
   model::RouteOverride r;
@@ -17,14 +17,15 @@ model::RouteOverride critical_override(const std::vector<int>& critical_layers, 
     lo.moe_layer = critical_layers[c];
     lo.omega = omega[static_cast<int64_t>(c)];
     if (soft_sets) lo.soft_set = (*soft_sets)[static_cast<int64_t>(c)];
+    lo.tokens = tokens;
     r.layers.push_back(std::move(lo));
   }
   return r;
 }
 
 TailObjective::TailObjective(const model::MoeModel& model, std::vector<int> critical_layers,
-                             std::vector<TailItem> items, bool full_vocab)
-    : model_(model), critical_(std::move(critical_layers)) {
+                             std::vector<TailItem> items, bool full_vocab, int64_t tokens)
+    : model_(model), critical_(std::move(critical_layers)), tokens_(tokens) {
   double total = 0;
   for (auto& i : items)
     if (i.weight > 0 && i.prefix) {
@@ -69,7 +70,7 @@ TailObjective::TailObjective(const model::MoeModel& model, std::vector<int> crit
 
 torch::Tensor TailObjective::operator()(const torch::Tensor& omega, const std::optional<torch::Tensor>& soft_sets) {
   if (items_.empty()) return torch::zeros({}, torch::kFloat);
-  const auto logits = model_.tail(states_, critical_override(critical_, omega, soft_sets), rows_);  // [N, V']
+  const auto logits = model_.tail(states_, critical_override(critical_, omega, soft_sets, tokens_), rows_);  // [N, V']
   torch::Tensor scored = logits;
   if (!rows_.empty())
     scored = logits.gather(1, gather_).masked_fill(~mask_, -std::numeric_limits<float>::infinity());
@@ -79,9 +80,10 @@ torch::Tensor TailObjective::operator()(const torch::Tensor& omega, const std::o
 }
 
 torch::Tensor answer_logits(const model::MoeModel& model, const std::vector<int>& critical_layers,
-                            const TailItem& item, const torch::Tensor& omega) {
+                            const TailItem& item, const torch::Tensor& omega, int64_t tokens) {
   torch::NoGradGuard no_grad;
-  return model.tail(*item.prefix, critical_override(critical_layers, omega.detach(), std::nullopt), item.letter_ids);
+  return model.tail(*item.prefix, critical_override(critical_layers, omega.detach(), std::nullopt, tokens),
+                    item.letter_ids);
 }
 
 }  // namespace c3po::remix

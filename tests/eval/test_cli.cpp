@@ -79,6 +79,23 @@ TEST(EvalCli, DumpPromptsPrintsThemAndStops) {
   EXPECT_NE(ll.out.find("continuation \" Put the objects in groups.\""), std::string::npos) << ll.out;
 }
 
+TEST(EvalCli, TokensSwitchIsRecordedAndSweeps) {
+  // The oracle needs no reference store: re-mix the last 3 tokens, then every token, of 2 items.
+  const std::string out = test::make_temp_dir("out") + "/run";
+  const auto r = run_c3po("eval " + model_and_arc() + " --limit 2 --dtype f32 --method base,oracle --steps 2" +
+                          " --sweep tokens=last:3,all --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const std::string v : {"last:3", "all"}) {
+    const auto results = nlohmann::json::parse(test::read_text(out + "/tokens=" + v + "/results.json"));
+    EXPECT_EQ(results["settings"]["method_config"]["oracle"]["tokens"], v) << results["settings"].dump();
+    EXPECT_EQ(results["tasks"][0]["n"], 2);
+  }
+  std::filesystem::remove_all(std::filesystem::path(out).parent_path());
+  const auto bad = run_c3po("eval " + model_and_arc() + " --limit 1 --dtype f32 --method oracle --tokens last:0");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("--tokens"), std::string::npos) << bad.err;
+}
+
 TEST(EvalCli, BadOptionsAreClearErrors) {
   auto r = run_c3po("eval " + model_and_arc() + " --task boolq");
   EXPECT_NE(r.code, 0);

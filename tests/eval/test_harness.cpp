@@ -183,6 +183,51 @@ TEST(EvalHarness, LoglikSumsEqualHandComputation) {
   }
 }
 
+// Grouped scoring (an item's choices share their prefix, run once by the engine) against each
+// request scored by itself, on real items whose choices share a context (ARC, HellaSwag) or only
+// the part of the sentence before the blank (WinoGrande partial scoring).
+TEST(EvalHarness, GroupedLoglikScoringEqualsEachRequestAlone) {
+  const auto& cfg = tiny_model().config();
+  const auto prefix = prefix_token_id(tiny_tokenizer(), cfg.bos_token_id, cfg.eos_token_ids);
+  const int64_t max_length = cfg.max_position_embeddings;
+  std::vector<std::vector<LoglikTokens>> groups;
+  for (const auto& [task, path] : std::vector<std::pair<std::string, std::string>>{
+           {"arc_challenge", test::arc_dev()},
+           {"winogrande", test::shared_data("winogrande/dev.jsonl")},
+           {"hellaswag", test::shared_data("hellaswag/hellaswag_val_full.txt")}}) {
+    auto s = base_settings();
+    s.tasks = {{task, path, ""}};
+    s.limit = 3;
+    const auto tasks = load_tasks(s);
+    for (const auto& item : tasks[0].items) {
+      groups.push_back(encode_loglik_item(tiny_tokenizer(), item, prefix).requests);
+      std::vector<model::ScoreRequest> inputs;
+      for (const auto& r : groups.back()) inputs.push_back(loglik_input(r, max_length));
+      // The shared prefix ends where the choices (or, for WinoGrande, the contexts) first differ.
+      const int64_t shared = model::shared_prefix_length(inputs);
+      EXPECT_GT(shared, 0) << task;
+      if (task != "winogrande") EXPECT_GE(shared, static_cast<int64_t>(groups.back()[0].context.size()) - 1) << task;
+      const FlopsModel fm = flops_model(cfg, tiny_model().active_parameter_count());
+      double alone = 0;
+      for (const auto& q : inputs) alone += loglik_group_flops(fm, {q});
+      EXPECT_LT(loglik_group_flops(fm, inputs), alone) << task;
+    }
+  }
+  for (std::size_t batch : {1, 3, 64}) {
+    const auto grouped = score_continuation_groups(tiny_model(), groups, batch, max_length);
+    ASSERT_EQ(grouped.size(), groups.size());
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      const auto each = score_continuations(tiny_model(), groups[g], 1, max_length);
+      ASSERT_EQ(grouped[g].size(), each.size());
+      for (std::size_t r = 0; r < each.size(); ++r) {
+        EXPECT_NEAR(grouped[g][r].loglik, each[r].loglik, 1e-4 * std::max(1.0, std::abs(each[r].loglik)))
+            << "group " << g << " request " << r << " batch " << batch;
+        EXPECT_EQ(grouped[g][r].is_greedy, each[r].is_greedy);
+      }
+    }
+  }
+}
+
 std::size_t count_lines(const std::string& path) {
   const std::string t = test::read_text(path);
   return static_cast<std::size_t>(std::count(t.begin(), t.end(), '\n'));

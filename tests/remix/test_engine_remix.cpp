@@ -91,6 +91,104 @@ TEST(TailObjective, EqualsTheFullForwardWithTheSameOverride) {
   EXPECT_TRUE(torch::allclose(omega_tail.grad(), omega_full.grad(), 1e-4, 1e-6));
 }
 
+// --tokens last:3 and all: the objective re-runs the items' last J tokens (each its own length for
+// all) under the same omega at each, equals the full forward, and its gradient matches finite
+// differences.
+TEST(TailObjective, RemixingTheLastJTokensEqualsTheFullForward) {
+  auto& f = fixture();
+  for (int64_t j : {int64_t{3}, model::kAllTokens}) {
+    model::ForwardOptions keep;
+    keep.keep_prefix_from = f.critical.front();
+    keep.prefix_tokens = j;
+    const auto base = f.model->forward(f.prompts, keep);
+    EXPECT_EQ(base.prefixes[2].tokens, j == model::kAllTokens ? 4 : 3);
+    const std::vector<TailItem> items{{&base.prefixes[0], f.letters, 2, 0.6}, {&base.prefixes[1], f.letters, 1, 0.4}};
+    TailObjective obj(*f.model, f.critical, items, false, j);
+    auto omega_tail = separated_pathway(2, f.model->num_experts(), 7).requires_grad_(true);
+    auto l_tail = obj(omega_tail, std::nullopt);
+    l_tail.backward();
+
+    auto omega_full = omega_tail.detach().clone().requires_grad_(true);
+    const auto route = critical_override(f.critical, omega_full, std::nullopt, j);
+    model::ForwardOptions fo;
+    fo.vocab_rows = f.letters;
+    fo.overrides = {route, route};
+    const auto logits = f.model->forward({f.prompts[0], f.prompts[1]}, fo).logits;  // [2, 4]
+    const auto ce = torch::nn::functional::cross_entropy(
+        logits, torch::tensor({2, 1}, torch::kLong),
+        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kNone));
+    const auto l_full = 0.6 * ce[0] + 0.4 * ce[1];
+    l_full.backward();
+    EXPECT_NEAR(l_tail.item<double>(), l_full.item<double>(), 1e-5) << j;
+    EXPECT_TRUE(torch::allclose(omega_tail.grad(), omega_full.grad(), 1e-4, 1e-6)) << j;
+
+    // Re-mixing more tokens is a different objective than re-mixing the last one.
+    model::ForwardOptions keep1;
+    keep1.keep_prefix_from = f.critical.front();
+    const auto base1 = f.model->forward(f.prompts, keep1);
+    TailObjective obj1(*f.model, f.critical, {{&base1.prefixes[0], f.letters, 2, 0.6}, {&base1.prefixes[1], f.letters, 1, 0.4}});
+    EXPECT_GT(std::abs(objective_value(obj1, omega_tail.detach()) - l_tail.item<double>()), 1e-5) << j;
+
+    const auto grad = omega_tail.grad().clone();
+    const double eps = 1e-3;
+    for (int64_t l = 0; l < 2; ++l)
+      for (int64_t e = 0; e < f.model->num_experts(); e += 3) {
+        auto plus = omega_tail.detach().clone(), minus = omega_tail.detach().clone();
+        plus[l][e] += eps;
+        minus[l][e] -= eps;
+        const double fd = (objective_value(obj, plus) - objective_value(obj, minus)) / (2 * eps);
+        EXPECT_NEAR(grad[l][e].item<double>(), fd, 2e-3 + 2e-2 * std::abs(fd)) << j << " layer " << l << " expert " << e;
+      }
+    EXPECT_GT(grad.abs().max().item<double>(), 1e-4);
+
+    // The answer of item 2 (4 tokens: all of them for j = all) under omega.
+    const TailItem third{&base.prefixes[2], f.letters, 0, 1.0};
+    model::ForwardOptions fa;
+    fa.vocab_rows = f.letters;
+    fa.overrides = {critical_override(f.critical, omega_tail.detach(), std::nullopt, j)};
+    EXPECT_LT((answer_logits(*f.model, f.critical, third, omega_tail, j) - f.model->forward({f.prompts[2]}, fa).logits[0])
+                  .abs().max().item<double>(), 1e-5) << j;
+  }
+}
+
+TEST(RemixSession, TokensReachThePrefixStatesTheCostAndTheSettings) {
+  auto& f = fixture();
+  const auto tok = tokenizer::Tokenizer::load(kModel);
+  data::McItem item;
+  item.id = "x";
+  item.task = "arc_challenge";
+  item.gold = 1;
+  item.choices = {"a", "b", "c", "d"};
+  double flops_last = 0;
+  for (const std::string spec : {"last", "last:3"}) {
+    RemixOptions o;
+    o.layers = CriticalLayers::parse("last:2");
+    o.tokens = RemixTokens::parse(spec);
+    o.opt.steps = 2;
+    auto session = std::make_shared<RemixSession>(*f.model, tok, nullptr, o, CandidatePools::paper_default(),
+                                                  EmbedderChoice::parse("hash"), std::size_t{1} << 20);
+    model::ForwardOptions fo;
+    session->prepare(fo);
+    EXPECT_EQ(fo.prefix_tokens, spec == "last" ? 1 : 3);
+    RemixMethod m(session, MethodKind::Oracle);
+    EXPECT_EQ(m.settings()["tokens"], spec);
+    fo.vocab_rows = f.letters;
+    auto res = f.model->forward({f.prompts[1]}, fo);
+    EXPECT_EQ(res.prefixes[0].tokens, spec == "last" ? 1 : 3);
+    eval::ItemContext ctx;
+    ctx.item = &item;
+    ctx.ids = f.prompts[1];
+    ctx.letter_ids = f.letters;
+    ctx.letter_logits = res.logits[0];
+    ctx.pathway = res.pathway[0];
+    ctx.prefix = &res.prefixes[0];
+    const auto out = m.run(ctx);
+    EXPECT_EQ(out.letter_probs.size(), 4u);
+    if (spec == "last") flops_last = out.flops;
+    else EXPECT_GT(out.flops, 2 * flops_last);  // three tokens re-run instead of one
+  }
+}
+
 TEST(EngineMethods, AlphaOneAndZeroStepsReproduceBase) {
   auto& f = fixture();
   for (int i = 0; i < 3; ++i) {

@@ -26,6 +26,26 @@ TEST(CriticalLayers, RejectsBadSpecs) {
   EXPECT_THROW(CriticalLayers::parse("3,20").resolve(16), c3po::Error);
 }
 
+TEST(RemixTokens, ParsesLastLastJAndAll) {
+  EXPECT_EQ(RemixTokens{}.count, 1);  // default: the last token, as the paper
+  EXPECT_EQ(RemixTokens{}.to_string(), "last");
+  EXPECT_EQ(RemixTokens::parse("last").count, 1);
+  EXPECT_EQ(RemixTokens::parse("last:1").to_string(), "last");
+  EXPECT_EQ(RemixTokens::parse("last:4").count, 4);
+  EXPECT_EQ(RemixTokens::parse("last:4").to_string(), "last:4");
+  EXPECT_TRUE(RemixTokens::parse("all").all());
+  EXPECT_EQ(RemixTokens::parse("all").count, 0);
+  EXPECT_EQ(RemixTokens::parse("all").to_string(), "all");
+  for (const char* bad : {"last:0", "last:-2", "last:", "first:3", "3", "every", "last:x"}) {
+    try {
+      RemixTokens::parse(bad);
+      ADD_FAILURE() << bad << " accepted";
+    } catch (const c3po::Error& e) {
+      EXPECT_EQ(e.field(), "--tokens") << bad;
+    }
+  }
+}
+
 TEST(Kernels, HandComputedValues) {
   KernelSpec g;  // Gaussian, sigma 0.5
   EXPECT_DOUBLE_EQ(g.weight(1.0), 1.0);
