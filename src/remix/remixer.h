@@ -78,6 +78,11 @@ class PrefixCache {
   int64_t misses() const { return misses_; }
   // Keeps these alive while one item is processed (they are not evicted until unpinned).
   void pin(const std::vector<int64_t>& indices) { pinned_ = indices; }
+  const std::vector<int64_t>& pinned() const { return pinned_; }
+  // The state of reference `index` or nullptr, without counting a hit or a miss.
+  const model::PrefixState* peek(int64_t index) const;
+  // Drops every entry (the counters stay).
+  void clear();
 
  private:
   void evict();
@@ -118,6 +123,13 @@ class RemixSession {
     int gold;
   };
   Reference reference(int64_t index, double* flops);
+  // The same for several references at once: every cache miss among them is computed in ONE
+  // batched forward (the engine packs the prompts), so a neighbourhood costs one prefill call.
+  // The states equal those of one-by-one forwards up to floating-point rounding. Indices may repeat.
+  std::vector<Reference> references(const std::vector<int64_t>& indices, double* flops);
+  // Model forwards run so far to compute references' PrefixStates (one per reference() miss, one
+  // per references() call with misses).
+  int64_t prefill_forwards() const { return prefill_forwards_; }
 
   void prepare(model::ForwardOptions& base) const;
   // References the task may use as neighbours: [N] bool.
@@ -133,6 +145,7 @@ class RemixSession {
   std::vector<int> critical_;
   PrefixCache cache_;
   std::unordered_map<int64_t, std::vector<int64_t>> letters_;
+  int64_t prefill_forwards_ = 0;
   std::string last_item_;
   Neighbourhood last_neighbours_;
   std::unordered_map<std::string, torch::Tensor> pool_masks_;
