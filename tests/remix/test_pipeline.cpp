@@ -100,7 +100,13 @@ TEST(Oracle, OverrideReachesTheAnswerOnHeldOutItems) {
     base_right += b;
     oracle_right += o;
     lost += b && !o;
+    // The oracle minimises its own item's letter loss and keeps the best point, so the gold
+    // letter's probability never falls (an item can still flip to wrong when another letter rises
+    // more: that is allowed, and seen at lr 0.5 on 3 of the 600 test items).
+    const double p0 = rec["methods"]["base"]["letter_probs"][gold].get<double>();
+    const double p1 = rec["methods"]["oracle"]["letter_probs"][gold].get<double>();
+    EXPECT_GE(p1, p0 - 1e-6) << rec["id"];
   }
-  EXPECT_GT(oracle_right, base_right) << "base " << base_right << ", oracle " << oracle_right << " of 60";
-  EXPECT_EQ(lost, 0);
+  EXPECT_GT(oracle_right, base_right + 5) << "base " << base_right << ", oracle " << oracle_right << " of 60";
+  EXPECT_LT(lost, oracle_right - base_right);
 }
