@@ -47,8 +47,7 @@ int run_demo(DemoArgs& a) {
   io::InterruptScope interrupt;
 
   fmt::print(stderr, "c3po demo: model {}\n", a.model);
-  auto model = model::MoeModel::load(a.model, model::parse_dtype(a.dtype));
-  model::set_compute_threads_for(model->config());
+  auto model = model::load_for_compute(a.model, a.dtype);
   auto tok = tokenizer::Tokenizer::load(a.model);
 
   // 1. The reference store (reused when a finished one with the same settings is there).

@@ -67,8 +67,7 @@ std::string human_count(int64_t n) {
 }
 
 int run_info(const std::string& folder, const std::string& dtype) {
-  auto model = model::MoeModel::load(folder, model::parse_dtype(dtype));
-  model::set_compute_threads_for(model->config());
+  auto model = model::load_for_compute(folder, dtype);
   const auto& c = model->config();
   int shared = 0;
   if (c.shared_expert_intermediate_size > 0) shared = 1;
@@ -99,8 +98,7 @@ int run_info(const std::string& folder, const std::string& dtype) {
 
 int run_logits(const PromptOptions& o, bool all_positions, const std::string& out) {
   auto ids = prompt_ids(o, "--text");
-  auto model = model::MoeModel::load(o.model, model::parse_dtype(o.dtype));
-  model::set_compute_threads_for(model->config());
+  auto model = model::load_for_compute(o.model, o.dtype);
   model::ForwardOptions opt;
   opt.all_positions = all_positions;
   auto r = model->forward({ids}, opt);
@@ -124,8 +122,7 @@ int run_logits(const PromptOptions& o, bool all_positions, const std::string& ou
 
 int run_route(const PromptOptions& o, bool json_out, int top) {
   auto ids = prompt_ids(o, "--text");
-  auto model = model::MoeModel::load(o.model, model::parse_dtype(o.dtype));
-  model::set_compute_threads_for(model->config());
+  auto model = model::load_for_compute(o.model, o.dtype);
   model::ForwardOptions opt;
   opt.capture = true;
   auto r = model->forward({ids}, opt);
@@ -162,8 +159,7 @@ int run_route(const PromptOptions& o, bool json_out, int top) {
 
 int run_generate(const PromptOptions& o, int max_tokens) {
   auto ids = prompt_ids(o, "--prompt");
-  auto model = model::MoeModel::load(o.model, model::parse_dtype(o.dtype));
-  model::set_compute_threads_for(model->config());
+  auto model = model::load_for_compute(o.model, o.dtype);
   std::optional<tokenizer::Tokenizer> tok;
   if (!o.text.empty()) tok = tokenizer::Tokenizer::load(o.model);
   std::vector<int32_t> generated;

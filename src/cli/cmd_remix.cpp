@@ -44,8 +44,7 @@ int run_build(const BuildArgs& a) {
   o.half_pathways = !a.full_pathways;
   o.skip_bad = a.skip_bad;
   o.out = a.out;
-  auto model = model::MoeModel::load(a.model, model::parse_dtype(a.dtype));
-  model::set_compute_threads_for(model->config());
+  auto model = model::load_for_compute(a.model, a.dtype);
   auto tok = tokenizer::Tokenizer::load(a.model);
   io::InterruptScope interrupt;
   o.stop = interrupt.flag();
@@ -101,8 +100,7 @@ int run_remix(RemixArgs& a) {
   auto kinds = a.flags.method_kinds();
   const bool wants_oracle = std::find(kinds.begin(), kinds.end(), remix::MethodKind::Oracle) != kinds.end();
   if (wants_oracle && a.answer < 0) throw Error("", "--answer", "the oracle needs the true answer (--answer INDEX)");
-  auto model = model::MoeModel::load(a.model, model::parse_dtype(a.dtype));
-  model::set_compute_threads_for(model->config());
+  auto model = model::load_for_compute(a.model, a.dtype);
   auto tok = tokenizer::Tokenizer::load(a.model);
   auto store = std::make_shared<remix::ReferenceStore>(remix::ReferenceStore::open(a.store));
   auto session = std::make_shared<remix::RemixSession>(*model, tok, store, a.flags.options(), a.flags.candidate_pools(),

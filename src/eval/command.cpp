@@ -109,8 +109,7 @@ int run_eval_command(EvalCommandOptions& o) {
   if (o.dump_prompts > 0) return dump_prompts(s, o.dump_prompts);
 
   const auto tok = tokenizer::Tokenizer::load(s.model);
-  const auto model = model::MoeModel::load(s.model, model::parse_dtype(s.dtype));
-  model::set_compute_threads_for(model->config());
+  const auto model = model::load_for_compute(s.model, s.dtype);
   std::vector<std::unique_ptr<ItemMethod>> methods;
   if (o.method_factory) methods = o.method_factory(MethodContext{*model, tok, s});
 

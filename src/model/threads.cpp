@@ -1,6 +1,7 @@
 #include "model/threads.h"
 
 #include "model/config.h"
+#include "model/engine.h"
 
 #include <dlfcn.h>
 #include <sched.h>
@@ -36,6 +37,12 @@ int set_compute_threads(int requested) {
 int set_compute_threads_for(const ModelConfig& config) {
   if (const char* env = std::getenv("OMP_NUM_THREADS"); env && std::atoi(env) > 0) return set_compute_threads(0);
   return set_compute_threads(config.hidden_size < 1024 ? 1 : 0);
+}
+
+std::unique_ptr<MoeModel> load_for_compute(const std::string& folder, const std::string& dtype) {
+  auto model = MoeModel::load(folder, parse_dtype(dtype));
+  set_compute_threads_for(model->config());
+  return model;
 }
 
 }  // namespace c3po::model

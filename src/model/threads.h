@@ -3,6 +3,9 @@
 // multi-core machine (seen here: omp_get_max_threads() == 1 with 2 cores), which halves matmul
 // speed, so c3po sets the count itself.
 
+#include <memory>
+#include <string>
+
 namespace c3po::model {
 
 // requested > 0: use that many threads. requested == 0: OMP_NUM_THREADS if set, otherwise every
@@ -16,5 +19,10 @@ struct ModelConfig;
 // 2 cores: `c3po demo` took 110 s with one thread and over 8 minutes with two while another
 // process was busy. Returns the count in effect.
 int set_compute_threads_for(const ModelConfig& config);
+
+class MoeModel;
+// A command's first step: loads the folder in `dtype` ("f32" | "bf16") and fits the thread count
+// to the model (set_compute_threads_for).
+std::unique_ptr<MoeModel> load_for_compute(const std::string& folder, const std::string& dtype);
 
 }  // namespace c3po::model
