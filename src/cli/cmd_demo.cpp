@@ -1,5 +1,6 @@
 // `c3po train-demo --out DIR [--seed S] [--steps N] [--threads N] [--lr X] ...`: regenerates the shipped demo
 // model (tasks, tokenizer, OLMoE weights) from scratch.
+#include <cstdlib>
 #include <fmt/core.h>
 
 #include "cli/commands.h"
@@ -14,20 +15,25 @@ void add_demo_commands(CLI::App& app, Action& action) {
   cmd->add_option("--out", options->out_dir, "output folder (HF layout: config.json, model.safetensors, ...)")
       ->required();
   cmd->add_option("--seed", options->seed, "seed for tasks, initialisation and batch order")->capture_default_str();
-  cmd->add_option("--steps", options->steps, "optimiser steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--steps", options->steps, "optimiser steps")->capture_default_str()->check(CLI::Range(1, 100000000));
   cmd->add_option("--threads", options->threads, "LibTorch threads (the model depends on it)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1024));
   cmd->add_option("--lr", options->learning_rate, "peak learning rate (cosine decay after warm-up)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-size", options->batch_size, "sequences per step")->capture_default_str()->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            // CLI::PositiveNumber prints its range with DBL_MAX in full.
+            return std::strtod(v.c_str(), nullptr) > 0 ? std::string() : "expected a number above 0, got " + v;
+          },
+          "POSITIVE"));
+  cmd->add_option("--batch-size", options->batch_size, "sequences per step")->capture_default_str()->check(CLI::Range(1, 65536));
   cmd->add_option("--answer-weight", options->answer_loss_weight, "weight of the answer letter's cross-entropy")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 1000.0));
   cmd->add_option("--eval-every", options->eval_every, "test accuracy in the log every N steps (0: only at the end)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 100000000));
   cmd->callback([&action, options] {
     action = [options] {
       options->log = [](const std::string& line) {

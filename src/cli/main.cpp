@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   c3po::cli::Action action;
   int threads = 0;
   app.add_option("--threads", threads, "Compute threads (default: OMP_NUM_THREADS, else every core, or one for models with hidden size < 1024)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1024));
   c3po::cli::add_io_commands(app, action);
   c3po::cli::add_tokenize_commands(app, action);
   c3po::cli::add_model_commands(app, action);
