@@ -118,9 +118,10 @@ TEST_P(Reference, GradientOfLetterLossWrtOmega) {
   }
 }
 
-// bf16. The reference computes q/k/v biases as (x @ W^T) + b, rounding twice; the engine uses
-// torch's fused linear like HF's nn.Linear, so the two bf16 runs are bitwise equal for the
-// architectures without biases and differ by bf16 rounding noise for Qwen2-MoE. Tolerance: the
+// bf16. The engine's bf16 logits equal the reference's bitwise only where the bf16 matmul kernels
+// are those of the machine that wrote expected.safetensors (an AMD EPYC without AMX): on an Intel
+// CPU with AMX, oneDNN accumulates in another order and case 1 of OLMoE differs by 0.047. So the
+// test asks for what holds on every CPU. Tolerance: the
 // engine's bf16 logits may be at most 1.5x as far from the exact (fp32) logits as the reference's
 // own bf16 logits are, plus 0.02; measured: the engine's gap is <= the reference's (ratio 0.66-1.0) on all cases.
 constexpr double kBf16GapFactor = 1.5;
@@ -129,7 +130,6 @@ constexpr double kBf16Slack = 0.02;
 TEST_P(Reference, Bf16LogitsWithinRoundingOfReference) {
   auto model = MoeModel::load(model_dir(GetParam()), Dtype::BF16);
   Expected ex(GetParam());
-  const bool has_bias = GetParam() == "qwen2_moe";
   for (int c = 0; c < ex.num_cases(); ++c) {
     auto want = ex.get(c, "logits_bf16");
     auto exact = ex.get(c, "logits_f32");
@@ -142,9 +142,6 @@ TEST_P(Reference, Bf16LogitsWithinRoundingOfReference) {
     std::printf("%s case %d: |engine bf16 - f32| = %.4g, |ref bf16 - f32| = %.4g, |engine - ref bf16| = %.4g\n",
                 GetParam().c_str(), c, engine_gap, ref_gap, vs_ref);
     EXPECT_LE(engine_gap, kBf16GapFactor * ref_gap + kBf16Slack) << "case " << c;
-    if (!has_bias) {
-      EXPECT_EQ(vs_ref, 0.0) << "case " << c;
-    }
     // The top token agrees wherever the exact top-2 margin exceeds the bf16 noise.
     auto top2 = std::get<0>(exact.topk(2, -1));
     auto clear = (top2.select(1, 0) - top2.select(1, 1)) > 2 * (engine_gap + ref_gap);

@@ -1,7 +1,8 @@
 // Which tokens an override re-mixes (method.md section 6, "which tokens"): the last J positions of
-// a prompt. J = 1 must stay bit-identical to the engine before the switch existed: its outputs
-// were recorded in tests/model/data/<arch>/j1_golden.safetensors by the engine of that time
-// (C3PO_WRITE_J1_GOLDEN=1 rewrites them; never at test time).
+// a prompt. J = 1 must stay what the engine gave before the switch existed: its outputs were
+// recorded in tests/model/data/<arch>/j1_golden.safetensors by the engine of that time
+// (C3PO_WRITE_J1_GOLDEN=1 rewrites them; never at test time). A regression pin, not evidence of
+// correctness (the engine wrote it): the reference tests compare with an independent model.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -90,7 +91,7 @@ std::map<std::string, torch::Tensor> j1_outputs(const MoeModel& m, const Expecte
 
 class J1Golden : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(J1Golden, LastTokenOverrideIsBitIdenticalToTheEngineBeforeTheSwitch) {
+TEST_P(J1Golden, LastTokenOverrideMatchesTheEngineBeforeTheSwitch) {
   auto m = MoeModel::load(model_dir(GetParam()), Dtype::F32);
   Expected ex(GetParam());
   const auto got = j1_outputs(*m, ex);
@@ -114,7 +115,9 @@ TEST_P(J1Golden, LastTokenOverrideIsBitIdenticalToTheEngineBeforeTheSwitch) {
     auto want = torch::empty(v->shape, torch::kFloat32);
     ASSERT_EQ(v->nbytes, want.nbytes()) << name;
     std::memcpy(want.data_ptr(), v->data, v->nbytes);
-    EXPECT_TRUE(torch::equal(t.detach().to(torch::kFloat32).contiguous(), want))
+    // Bitwise on the machine that wrote the pin; elsewhere fp32 BLAS kernels round differently
+    // (2e-6 on an Intel CPU with AMX against the AMD EPYC that wrote it), hence the tolerance.
+    EXPECT_TRUE(torch::allclose(t.detach().to(torch::kFloat32).contiguous(), want, 1e-5, 1e-5))
         << name << ": max difference " << max_abs_diff(t.detach(), want);
   }
 }
