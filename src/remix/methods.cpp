@@ -36,7 +36,8 @@ double objective_value(Objective& objective, const torch::Tensor& omega) {
   return objective(omega, std::nullopt).item<double>();
 }
 
-CoreParameterisation::CoreParameterisation(const torch::Tensor& omega0, int core_experts) {
+CoreParameterisation::CoreParameterisation(const torch::Tensor& omega0, int core_experts, Parameterisation kind)
+    : kind_(kind) {
   if (omega0.dim() != 2) throw Error("", "omega0", "expected a [critical layers, experts] pathway");
   omega0_ = omega0.detach().to(torch::kFloat);
   const int64_t n = std::clamp<int64_t>(core_experts, 1, omega0_.size(1));
@@ -45,12 +46,21 @@ CoreParameterisation::CoreParameterisation(const torch::Tensor& omega0, int core
 }
 
 torch::Tensor CoreParameterisation::initial_theta() const {
+  const auto w = omega0_.gather(1, core_);
+  if (kind_ == Parameterisation::Direct) return w;
   // A floor keeps log() finite for experts the router gave (numerically) zero probability.
-  return omega0_.gather(1, core_).clamp_min(1e-30).log();
+  return w.clamp_min(1e-30).log();
 }
 
 torch::Tensor CoreParameterisation::omega(const torch::Tensor& theta) const {
+  if (kind_ == Parameterisation::Direct) return omega0_.scatter(1, core_, theta);
   return omega0_.scatter(1, core_, mass_ * torch::softmax(theta, 1));
+}
+
+void CoreParameterisation::project(torch::Tensor& theta) const {
+  if (kind_ != Parameterisation::Direct) return;
+  torch::NoGradGuard no_grad;
+  theta.clamp_min_(0);
 }
 
 namespace {
@@ -81,6 +91,7 @@ void descend(const CoreParameterisation& p, const RemixOptions& opt, Objective& 
     r.evaluations += objective.cost();
     iterates.push_back(omega.detach());
     optimizer->step();
+    p.project(theta);
   }
   iterates.push_back(p.omega(theta).detach());
 }
@@ -91,10 +102,11 @@ RemixResult ngd(const torch::Tensor& omega0, Objective& neighbourhood, const Rem
   RemixResult r;
   r.omega = omega0.detach().to(torch::kFloat);
   if (neighbourhood.cost() == 0 || opt.opt.steps <= 0) return r;
-  CoreParameterisation p(omega0, opt.core_experts);
+  CoreParameterisation p(omega0, opt.core_experts, opt.opt.param);
   std::vector<torch::Tensor> iterates;
   descend(p, opt, neighbourhood, r, iterates);
   r.omega = iterates.back();
+  if (opt.trace_steps) r.iterates = std::move(iterates);
   return r;
 }
 
@@ -102,9 +114,10 @@ RemixResult oracle(const torch::Tensor& omega0, Objective& own_loss, const Remix
   RemixResult r;
   r.omega = omega0.detach().to(torch::kFloat);
   if (opt.opt.steps <= 0) return r;
-  CoreParameterisation p(omega0, opt.core_experts);
+  CoreParameterisation p(omega0, opt.core_experts, opt.opt.param);
   std::vector<torch::Tensor> iterates;
   descend(p, opt, own_loss, r, iterates);
+  if (opt.trace_steps) r.iterates = iterates;
   // Judge every iterate by the loss the answer is given with (hard top-k), keep the best.
   double best = std::numeric_limits<double>::infinity();
   for (const auto& omega : iterates) {

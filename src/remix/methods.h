@@ -55,15 +55,24 @@ class WeightedLoss : public Objective {
 // The objective's value without a gradient.
 double objective_value(Objective& objective, const torch::Tensor& omega);
 
-// The core-expert parameterisation: omega(theta)[core] = m * softmax(theta), other entries kept.
+// The core-expert parameterisation (method.md section 6). The n core experts of each critical
+// layer are the n largest entries of omega0; other entries are kept.
+//   direct: theta = omega[core] itself; after each step project() clamps it at >= 0.
+//   log:    omega(theta)[core] = m * softmax(theta), m the core mass of omega0, theta0 = log omega0[core].
+// Both start exactly at omega0.
 class CoreParameterisation {
  public:
-  CoreParameterisation(const torch::Tensor& omega0, int core_experts);
-  torch::Tensor initial_theta() const;                 // log omega0[core], [C, n]
+  CoreParameterisation(const torch::Tensor& omega0, int core_experts,
+                       Parameterisation kind = Parameterisation::Direct);
+  torch::Tensor initial_theta() const;                 // [C, n]
   torch::Tensor omega(const torch::Tensor& theta) const;  // [C, E]
+  // Puts theta back into its domain after an optimiser step (in place, no gradient).
+  void project(torch::Tensor& theta) const;
   const torch::Tensor& core() const { return core_; }  // [C, n] int64
+  Parameterisation kind() const { return kind_; }
 
  private:
+  Parameterisation kind_;
   torch::Tensor omega0_, core_, mass_;
 };
 
@@ -72,6 +81,8 @@ struct RemixResult {
   std::vector<double> losses;      // objective per step (NGD, oracle) or per alpha (kernel)
   std::optional<double> alpha;     // kernel regression
   int evaluations = 0;             // tail re-runs spent
+  // NGD / oracle with trace_steps: omega before step 0..steps-1, then after the last step.
+  std::vector<torch::Tensor> iterates;
 };
 
 // Neighbourhood gradient descent: minimise the neighbourhood objective over omega(theta).

@@ -46,6 +46,9 @@ struct KernelSpec {
 };
 
 enum class TopKMode { Hard, Soft };
+// What the optimiser moves (method.md section 6): the core weights themselves, clamped at >= 0
+// (direct, the paper's update), or their logs under a softmax that keeps the core mass (log).
+enum class Parameterisation { Direct, Log };
 enum class OptimizerKind { Adam, Sgd };
 enum class Schedule { Cosine, Constant };
 
@@ -55,7 +58,8 @@ struct OptimiserOptions {
   double lr_min = 1e-5;
   Schedule schedule = Schedule::Cosine;
   OptimizerKind optimizer = OptimizerKind::Adam;
-  TopKMode topk = TopKMode::Hard;
+  TopKMode topk = TopKMode::Soft;
+  Parameterisation param = Parameterisation::Direct;
 
   double lr_at(int step) const;  // learning rate of step 0..steps-1
 };
@@ -78,6 +82,9 @@ struct RemixOptions {
   int mode_iterations = 10;            // mean-shift steps
   double mode_alpha = 0.5;             // mean-shift step mixing
   bool full_vocab_loss = false;        // loss over the full vocabulary instead of the option letters
+  // Record the answer after every NGD / oracle step (analysis only: those re-runs are not counted
+  // in the method's cost).
+  bool trace_steps = false;
 };
 
 }  // namespace c3po::remix

@@ -49,9 +49,9 @@ RemixOptions options(int core = 6) {
 
 }  // namespace
 
-TEST(CoreParameterisation, StartsExactlyAtOmega0AndStaysADistribution) {
+TEST(CoreParameterisation, LogFormStartsAtOmega0AndStaysADistribution) {
   auto w0 = random_pathway(3, 10, 1);
-  CoreParameterisation p(w0, 4);
+  CoreParameterisation p(w0, 4, Parameterisation::Log);
   EXPECT_TRUE(torch::allclose(p.omega(p.initial_theta()), w0, 1e-6, 1e-7));
   auto moved = p.omega(p.initial_theta() + torch::randn({3, 4}));
   EXPECT_TRUE(torch::allclose(moved.sum(1), torch::ones({3}), 1e-5, 1e-6));
@@ -61,6 +61,69 @@ TEST(CoreParameterisation, StartsExactlyAtOmega0AndStaysADistribution) {
   // Core = the top-4 of omega0 in each layer.
   auto expected = std::get<1>(w0.topk(4, 1));
   EXPECT_TRUE(torch::equal(std::get<0>(p.core().sort(1)), std::get<0>(expected.sort(1))));
+}
+
+TEST(CoreParameterisation, DirectFormIsTheCoreWeightsThemselves) {
+  auto w0 = random_pathway(3, 10, 1);
+  CoreParameterisation p(w0, 4);  // direct is the default
+  EXPECT_TRUE(torch::equal(p.initial_theta(), w0.gather(1, p.core())));
+  EXPECT_TRUE(torch::equal(p.omega(p.initial_theta()), w0));
+  // A move of theta is the same move of omega at the core entries, nothing else changes.
+  auto delta = torch::randn({3, 4}) * 0.01;
+  auto moved = p.omega(p.initial_theta() + delta);
+  EXPECT_TRUE(torch::allclose(moved - w0, torch::zeros({3, 10}).scatter(1, p.core(), delta), 1e-6, 1e-7));
+  // project() clamps at zero and leaves non-negative entries alone.
+  auto theta = torch::tensor({{-0.5f, 0.2f, 0.0f, 0.3f}});
+  CoreParameterisation(random_pathway(1, 6, 2), 4).project(theta);
+  EXPECT_TRUE(torch::equal(theta, torch::tensor({{0.0f, 0.2f, 0.0f, 0.3f}})));
+}
+
+TEST(Ngd, DirectClampEngagesAndKeepsWeightsNonNegative) {
+  // SGD at a large rate on a map that pushes the gold-irrelevant weights down: without the clamp
+  // some core weights would end negative.
+  auto w0 = random_pathway(2, 8, 60);
+  LinearScorer s(2, 8, 4, 1, 2, 61);
+  auto o = options(6);
+  o.opt.optimizer = OptimizerKind::Sgd;
+  o.opt.schedule = Schedule::Constant;
+  o.opt.lr = 5.0;
+  WeightedLoss obj({{&s, 1.0}});
+  auto r = ngd(w0, obj, o);
+  EXPECT_GE(r.omega.min().item<double>(), 0.0);
+  EXPECT_GT((r.omega == 0).sum().item<int64_t>(), 0) << "the clamp never engaged: the test proves nothing";
+}
+
+// A hand-built neighbourhood whose best pathway is known: the gold class's logit grows with the
+// weight of expert 5 in the one critical layer, every other weight is irrelevant. NGD must move
+// weight onto expert 5 and bring it into the answer's top-2.
+TEST(Ngd, MovesTowardTheKnownBestPathway) {
+  class OneExpertScorer : public Scorer {
+   public:
+    torch::Tensor logits(const torch::Tensor& omega, const std::optional<torch::Tensor>& soft) override {
+      torch::Tensor routed;
+      if (soft) {
+        routed = torch::zeros_like(omega).scatter(1, *soft, omega.gather(1, *soft));
+      } else {
+        auto idx = std::get<1>(omega.topk(2, 1));
+        routed = torch::zeros_like(omega).scatter(1, idx, omega.gather(1, idx));
+      }
+      return torch::stack({routed[0][5] * 8.0, torch::zeros({}), torch::zeros({})});
+    }
+    int64_t gold_class() const override { return 0; }
+  };
+  auto w0 = torch::tensor({{0.30f, 0.25f, 0.20f, 0.10f, 0.05f, 0.06f, 0.02f, 0.02f}});
+  OneExpertScorer a, b;
+  WeightedLoss nb({{&a, 0.5}, {&b, 0.5}});
+  auto o = options(6);  // expert 5 is core (6th largest) but outside the base top-2
+  o.opt.lr = 0.1;
+  auto r = ngd(w0, nb, o);
+  EXPECT_GT(r.omega[0][5].item<double>(), w0[0][5].item<double>() + 0.05);
+  auto top2 = std::get<1>(r.omega.topk(2, 1));
+  EXPECT_TRUE((top2 == 5).any().item<bool>()) << r.omega;
+  // With hard top-k no gradient reaches expert 5 (it is not selected): nothing moves it.
+  o.opt.topk = TopKMode::Hard;
+  auto h = ngd(w0, nb, o);
+  EXPECT_NEAR(h.omega[0][5].item<double>(), w0[0][5].item<double>(), 1e-7);
 }
 
 TEST(Ngd, ZeroStepsReproduceBase) {
@@ -80,18 +143,24 @@ TEST(Ngd, LowersTheNeighbourhoodObjective) {
   auto o = options();
   o.opt.steps = 30;
   o.opt.lr = 0.1;
-  for (auto mode : {TopKMode::Hard, TopKMode::Soft}) {
-    o.opt.topk = mode;
-    WeightedLoss nb({{&a, 0.7}, {&b, 0.3}});
-    auto r = ngd(w0, nb, o);
-    ASSERT_EQ(r.losses.size(), 30u);
-    EXPECT_EQ(r.evaluations, 60);
-    EXPECT_LT(r.losses.back(), r.losses.front());
-    if (mode == TopKMode::Hard) {
-      EXPECT_LT(objective_value(nb, r.omega), objective_value(nb, w0));
+  for (auto param : {Parameterisation::Direct, Parameterisation::Log})
+    for (auto mode : {TopKMode::Hard, TopKMode::Soft}) {
+      o.opt.topk = mode;
+      o.opt.param = param;
+      WeightedLoss nb({{&a, 0.7}, {&b, 0.3}});
+      auto r = ngd(w0, nb, o);
+      ASSERT_EQ(r.losses.size(), 30u);
+      EXPECT_EQ(r.evaluations, 60);
+      EXPECT_LT(r.losses.back(), r.losses.front());
+      if (mode == TopKMode::Hard) {
+        EXPECT_LT(objective_value(nb, r.omega), objective_value(nb, w0));
+      }
+      if (param == Parameterisation::Log) {
+        EXPECT_TRUE(torch::allclose(r.omega.sum(1), torch::ones({2}), 1e-5, 1e-6));
+      } else {
+        EXPECT_GE(r.omega.min().item<double>(), 0.0);
+      }
     }
-    EXPECT_TRUE(torch::allclose(r.omega.sum(1), torch::ones({2}), 1e-5, 1e-6));
-  }
 }
 
 TEST(Ngd, ObjectiveWeightsAreNormalised) {
