@@ -140,9 +140,9 @@ int run_remix(RemixArgs& a) {
   std::vector<double> bp(base_probs.data_ptr<double>(), base_probs.data_ptr<double>() + base_probs.numel());
   show("base", static_cast<int>(base_probs.argmax().item<int64_t>()), bp);
   for (auto kind : kinds) {
-    remix::RemixMethod m(session, kind);
-    const auto out = m.run(ctx);
-    show(m.name(), out.prediction, out.letter_probs);
+    const auto m = remix::make_method(session, kind);
+    const auto out = m->run(ctx);
+    show(m->name(), out.prediction, out.letter_probs);
     const auto& d = out.details;
     if (d.contains("neighbours")) {
       for (const auto& n : d["neighbours"])
@@ -155,7 +155,13 @@ int run_remix(RemixArgs& a) {
       for (const auto& v : d["losses"]) l += fmt::format(" {:.4f}", v.get<double>());
       fmt::print("    {}:{}\n", kind == remix::MethodKind::Kernel ? "objective per alpha 0..1" : "loss per step", l);
     }
-    fmt::print("    top experts before:\n{}    after:\n{}", experts_text(d["experts_before"]), experts_text(d["experts_after"]));
+    if (d.contains("demonstrations"))
+      for (const auto& n : d["demonstrations"])
+        fmt::print("    demonstration {} ({}) similarity {:.3f}\n", n["id"].get<std::string>(),
+                   n["source"].get<std::string>(), n["similarity"].get<double>());
+    if (d.contains("experts_before"))
+      fmt::print("    top experts before:\n{}    after:\n{}", experts_text(d["experts_before"]),
+                 experts_text(d["experts_after"]));
     fmt::print("    {:.3f} s, {:.2e} FLOPs{}\n", out.seconds, out.flops,
                kind == remix::MethodKind::Oracle ? "  (oracle: an upper bound that uses the true answer)" : "");
   }

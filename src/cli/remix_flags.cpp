@@ -1,5 +1,6 @@
 #include "cli/remix_flags.h"
 
+#include <cmath>
 #include <sstream>
 
 #include "io/error.h"
@@ -21,7 +22,8 @@ std::vector<std::string> split_list(const std::string& s, char sep = ',') {
 void add_remix_flags(CLI::App* cmd, RemixFlags& f, bool with_methods) {
   if (with_methods)
     cmd->add_option("--method", f.methods,
-                    "comma-separated: base, mode, kernel, ngd, oracle (oracle = upper bound with the true label)")
+                    "comma-separated: base, icl (the neighbours as few-shot demonstrations), mode, kernel, ngd, oracle "
+                    "(oracle = upper bound with the true label)")
         ->capture_default_str();
   cmd->add_option("--layers", f.layers, "critical MoE layers: last:M, first:M, middle:M, all, or a list 11,13,15")
       ->capture_default_str();
@@ -34,7 +36,13 @@ void add_remix_flags(CLI::App* cmd, RemixFlags& f, bool with_methods) {
   cmd->add_option("--lr-min", f.lr_min, "final learning rate of the cosine schedule")->capture_default_str();
   cmd->add_option("--schedule", f.schedule, "cosine or constant")->capture_default_str();
   cmd->add_option("--optimizer", f.optimizer, "adam or sgd")->capture_default_str();
-  cmd->add_option("--topk", f.topk, "gradient through top-k while optimising: hard or soft")->capture_default_str();
+  cmd->add_option("--topk", f.topk,
+                  "while optimising: soft (every core expert mixed with its weight) or hard (the top-k only)")
+      ->capture_default_str();
+  cmd->add_option("--param", f.param,
+                  "what NGD / oracle optimise: direct (the core weights, clamped at >= 0) or log (log-weights "
+                  "under a softmax keeping the core mass)")
+      ->capture_default_str();
   cmd->add_option("--k", f.k, "neighbours (kNN)")->capture_default_str();
   cmd->add_option("--epsilon", f.epsilon, "epsilon-ball on 1 - cos instead of kNN (negative: off)")->capture_default_str();
   cmd->add_option("--leakage-guard", f.leakage_guard, "exclude references more similar than this")->capture_default_str();
@@ -50,6 +58,8 @@ void add_remix_flags(CLI::App* cmd, RemixFlags& f, bool with_methods) {
   cmd->add_option("--pools", f.pools,
                   "candidate reference datasets per task, e.g. arc_challenge=openbookqa,sciq;piqa=commonsense_qa "
                   "(default: the paper's mapping; tasks without an entry use every reference)");
+  cmd->add_flag("--trace-steps", f.trace_steps,
+                "record the answer after every NGD / oracle step in items.jsonl (analysis; not counted in the cost)");
   cmd->add_option("--cache-mb", f.cache_mb, "memory budget of the neighbour prefix-state cache")->capture_default_str();
 }
 
@@ -61,7 +71,8 @@ remix::RemixOptions RemixFlags::options() const {
   o.core_experts = core_experts;
   if (steps < 0) throw Error("", "--steps", "must not be negative");
   o.opt.steps = steps;
-  if (!(lr > 0) || !(lr_min >= 0)) throw Error("", "--lr", "learning rates must be positive");
+  if (!(lr >= 0) || !std::isfinite(lr)) throw Error("", "--lr", "must be a finite number >= 0");
+  if (!(lr_min >= 0) || !std::isfinite(lr_min)) throw Error("", "--lr-min", "must be a finite number >= 0");
   o.opt.lr = lr;
   o.opt.lr_min = lr_min;
   if (schedule == "cosine") o.opt.schedule = remix::Schedule::Cosine;
@@ -73,6 +84,9 @@ remix::RemixOptions RemixFlags::options() const {
   if (topk == "hard") o.opt.topk = remix::TopKMode::Hard;
   else if (topk == "soft") o.opt.topk = remix::TopKMode::Soft;
   else throw Error("", "--topk", "expected hard or soft, got \"" + topk + "\"");
+  if (param == "direct") o.opt.param = remix::Parameterisation::Direct;
+  else if (param == "log") o.opt.param = remix::Parameterisation::Log;
+  else throw Error("", "--param", "expected direct or log, got \"" + param + "\"");
   if (k < 1) throw Error("", "--k", "must be at least 1");
   o.neighbours.k = k;
   if (epsilon >= 0) o.neighbours.epsilon = epsilon;
@@ -96,6 +110,7 @@ remix::RemixOptions RemixFlags::options() const {
   if (loss == "letters") o.full_vocab_loss = false;
   else if (loss == "full") o.full_vocab_loss = true;
   else throw Error("", "--loss", "expected letters or full, got \"" + loss + "\"");
+  o.trace_steps = trace_steps;
   return o;
 }
 
@@ -132,7 +147,7 @@ std::vector<std::unique_ptr<eval::ItemMethod>> make_remix_methods(const RemixFla
   auto session = std::make_shared<remix::RemixSession>(model, tok, store, flags.options(), flags.candidate_pools(),
                                                         flags.embedder_choice(),
                                                         static_cast<std::size_t>(flags.cache_mb * 1048576.0));
-  for (auto k : kinds) methods.push_back(std::make_unique<remix::RemixMethod>(session, k));
+  for (auto k : kinds) methods.push_back(remix::make_method(session, k));
   return methods;
 }
 
@@ -140,10 +155,11 @@ nlohmann::json remix_settings(const RemixFlags& f, const std::string& store_path
   return {{"methods", f.methods},         {"reference", store_path},   {"layers", f.layers},
           {"tokens", f.tokens},           {"core_experts", f.core_experts}, {"steps", f.steps},        {"lr", f.lr},
           {"lr_min", f.lr_min},           {"schedule", f.schedule},    {"optimizer", f.optimizer},
-          {"topk", f.topk},               {"k", f.k},                  {"epsilon", f.epsilon},
+          {"topk", f.topk},               {"param", f.param},          {"k", f.k},                  {"epsilon", f.epsilon},
           {"leakage_guard", f.leakage_guard}, {"max_neighbours", f.max_neighbours}, {"kernel", f.kernel},
           {"alpha", f.alpha},             {"mode_iterations", f.mode_iterations}, {"mode_alpha", f.mode_alpha},
-          {"loss", f.loss},               {"embedder", f.embedder},    {"pools", f.pools}};
+          {"loss", f.loss},               {"embedder", f.embedder},    {"pools", f.pools},
+          {"trace_steps", f.trace_steps}};
 }
 
 void set_remix_flag(RemixFlags& f, const std::string& name, const std::string& value) {
@@ -160,6 +176,7 @@ void set_remix_flag(RemixFlags& f, const std::string& name, const std::string& v
   else if (name == "schedule") f.schedule = value;
   else if (name == "optimizer") f.optimizer = value;
   else if (name == "topk") f.topk = value;
+  else if (name == "param") f.param = value;
   else if (name == "k") num(f.k);
   else if (name == "epsilon") num(f.epsilon);
   else if (name == "leakage-guard") num(f.leakage_guard);

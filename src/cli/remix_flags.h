@@ -20,7 +20,7 @@ struct RemixFlags {
   int core_experts = 20;
   int steps = 10;
   double lr = 1e-2, lr_min = 1e-5;
-  std::string schedule = "cosine", optimizer = "adam", topk = "hard";
+  std::string schedule = "cosine", optimizer = "adam", topk = "soft", param = "direct";
   int k = 3;
   double epsilon = -1;
   double leakage_guard = 0.95;
@@ -33,6 +33,7 @@ struct RemixFlags {
   std::string embedder = "model";
   std::string pools;
   double cache_mb = 1024;
+  bool trace_steps = false;
 
   remix::RemixOptions options() const;            // c3po::Error on a bad value
   std::vector<remix::MethodKind> method_kinds() const;  // "base" is dropped (always reported)

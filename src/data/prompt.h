@@ -61,6 +61,14 @@ struct LoglikItem {
 // fewshot_context builds it.
 LoglikItem render_loglik(const McItem& item, const std::vector<McItem>& shots = {});
 
+// The same with in-context demonstrations that may come from other tasks (c3po's icl baseline,
+// docs/method.md section 6): each demonstration is rendered in its own task's lm-eval form.
+LoglikItem render_loglik_with_demonstrations(const McItem& item, const std::vector<McItem>& demonstrations);
+
+// One solved letter-protocol example: the item's letter prompt followed by its gold letter
+// ("...Answer: B").
+std::string render_letter_demonstration(const McItem& shot);
+
 // One solved example as lm-eval writes it into a few-shot context: doc_to_text + " " + the gold
 // choice (WinoGrande: the gold option's context + " " + the rest of the sentence).
 std::string render_fewshot_example(const McItem& shot);

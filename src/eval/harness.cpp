@@ -80,6 +80,10 @@ struct Pending {
 
 const char* c3po_version() { return C3PO_VERSION; }
 
+MethodOutcome ItemMethod::run_loglik(const LoglikContext& ctx) {
+  throw Error(ctx.item ? ctx.item->id : "", "method " + name(), "does not run in the log-likelihood protocol");
+}
+
 std::vector<double> softmax(const std::vector<double>& logits) {
   if (logits.empty()) return {};
   const double mx = *std::max_element(logits.begin(), logits.end());
@@ -197,8 +201,12 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
     method_names.push_back(name);
     method_config[name] = m->settings();
   }
-  if (!methods.empty() && settings.protocol != Protocol::Letter)
-    throw Error("", "--protocol", "re-mixing methods need the letter protocol");
+  if (settings.protocol != Protocol::Letter)
+    for (const auto& m : methods)
+      if (!m->handles_loglik())
+        throw Error("", "method " + m->name(),
+                    "re-mixes routing at the letter prompt's answer position, so it needs the letter protocol "
+                    "(only icl also runs in the log-likelihood protocol)");
 
   std::vector<EvalTask> tasks = load_tasks(settings);
   nlohmann::json rsettings = result_settings(settings, model.fingerprint(), method_names);
@@ -379,6 +387,21 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
         if (settings.record_timing) base["seconds"] = base_seconds;
         base["flops"] = flops;
         rec["methods"]["base"] = base;
+        const auto& item = tasks[p.task].items[p.index];
+        for (const auto& m : methods) {
+          const auto tm = Clock::now();
+          MethodOutcome o = m->run_loglik({&item, lls});
+          const double secs = o.seconds > 0 ? o.seconds : seconds_since(tm);
+          const std::string where = item.source.empty() ? item.id : item.source;
+          if (o.prediction < 0 || o.prediction >= static_cast<int>(lr.requests.size()))
+            throw Error(where, "method " + m->name(),
+                        fmt::format("prediction {} is not a choice index [0, {})", o.prediction, lr.requests.size()));
+          nlohmann::json mr = {{"prediction", o.prediction}, {"loglik", o.loglik}, {"flops", o.flops}};
+          if (lr.item.reports_acc_norm) mr["prediction_norm"] = o.prediction_norm;
+          if (settings.record_timing) mr["seconds"] = secs;
+          if (!o.details.is_null()) mr["details"] = std::move(o.details);
+          rec["methods"][m->name()] = std::move(mr);
+        }
         records.push_back(std::move(rec));
       }
       commit(records);

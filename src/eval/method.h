@@ -10,6 +10,8 @@
 //   2. runs the base pass batched, and builds one ItemContext per item from it;
 //   3. calls run() of every method on that context, in the order the factory returned them,
 //      and records the MethodOutcome in items.jsonl and results.json under name().
+// In the log-likelihood protocol the harness has no base forward to share: a method that
+// handles_loglik() gets run_loglik() per item after the base scores (others are refused there).
 // "base" (the argmax of the base letter logits) is always reported first and needs no method.
 // A method named "oracle" is used for the share of the base-to-oracle gap the others close.
 #include <torch/torch.h>
@@ -36,8 +38,16 @@ struct ItemContext {
   model::PrefixState* prefix = nullptr;  // if requested (keep_prefix_from), else nullptr
 };
 
+// What the log-likelihood protocol gives a method for one item.
+struct LoglikContext {
+  const data::McItem* item = nullptr;
+  std::vector<double> base_loglik;   // base log-likelihood per choice
+};
+
 struct MethodOutcome {
   int prediction = -1;               // index into the item's choices
+  int prediction_norm = -1;          // loglik protocol, tasks with acc_norm: the length-normalised choice
+  std::vector<double> loglik;        // loglik protocol: log-likelihood per choice
   std::vector<double> letter_probs;  // softmax over the option letters, one per choice
   double seconds = 0;                // wall time the method spent on the item
   double flops = 0;                  // forward FLOPs it spent (see eval/flops.h)
@@ -53,6 +63,8 @@ class ItemMethod {
   // capture = true when any method runs; vocab_rows and all_positions are the harness's.
   virtual void prepare(model::ForwardOptions& base_options) {}
   virtual MethodOutcome run(const ItemContext& ctx) = 0;
+  virtual bool handles_loglik() const { return false; }
+  virtual MethodOutcome run_loglik(const LoglikContext& ctx);
   // Settings that change what run() answers (recorded in run.json, compared on resume).
   virtual nlohmann::json settings() const { return nlohmann::json::object(); }
 };

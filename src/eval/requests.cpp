@@ -44,9 +44,9 @@ std::vector<int64_t> letter_token_ids(const tokenizer::Tokenizer& tok, const std
 }
 
 LetterRequest encode_letter_request(const tokenizer::Tokenizer& tok, const data::McItem& item,
-                                    std::size_t max_tokens) {
+                                    std::size_t max_tokens, const std::string& preamble) {
   LetterRequest r;
-  r.prompt = data::render_letter_prompt(item);
+  r.prompt = preamble + data::render_letter_prompt(item);
   r.ids = widen(tok.encode(r.prompt));
   const std::string where = item.source.empty() ? item.id : item.source;
   if (r.ids.empty()) throw Error(where, "prompt", "encodes to no token");
@@ -59,9 +59,11 @@ LetterRequest encode_letter_request(const tokenizer::Tokenizer& tok, const data:
 }
 
 LoglikRequests encode_loglik_item(const tokenizer::Tokenizer& tok, const data::McItem& item,
-                                  std::optional<int64_t> prefix_token) {
+                                  std::optional<int64_t> prefix_token,
+                                  const std::vector<data::McItem>& demonstrations) {
   LoglikRequests out;
-  out.item = data::render_loglik(item);
+  out.item = demonstrations.empty() ? data::render_loglik(item)
+                                    : data::render_loglik_with_demonstrations(item, demonstrations);
   const std::string where = item.source.empty() ? item.id : item.source;
   for (std::size_t i = 0; i < out.item.requests.size(); ++i) {
     const data::LoglikRequest split = data::encode_pair_split(out.item.requests[i]);

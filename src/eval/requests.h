@@ -24,9 +24,10 @@ struct LetterRequest {
 std::vector<int64_t> letter_token_ids(const tokenizer::Tokenizer& tok, const std::string& prompt,
                                       std::size_t n_choices, const std::string& where);
 
-// max_tokens > 0: keep only the last max_tokens ids (the model's context length).
+// max_tokens > 0: keep only the last max_tokens ids (the model's context length). `preamble` is
+// text put before the item's prompt (in-context demonstrations, each ending in "\n\n").
 LetterRequest encode_letter_request(const tokenizer::Tokenizer& tok, const data::McItem& item,
-                                    std::size_t max_tokens = 0);
+                                    std::size_t max_tokens = 0, const std::string& preamble = "");
 
 // One lm-eval request as tokens: the model reads context + continuation[:-1] and is scored on
 // every continuation token.
@@ -42,8 +43,10 @@ struct LoglikRequests {
 
 // lm-eval _encode_pair: whole = enc(ctx + cont), ctx_enc = enc(ctx), cont_enc = whole[len(ctx_enc):]
 // (tokenizer default special tokens); an empty context becomes [prefix_token].
+// demonstrations: solved items (any task) put before the item, data::render_loglik_with_demonstrations.
 LoglikRequests encode_loglik_item(const tokenizer::Tokenizer& tok, const data::McItem& item,
-                                  std::optional<int64_t> prefix_token);
+                                  std::optional<int64_t> prefix_token,
+                                  const std::vector<data::McItem>& demonstrations = {});
 
 // lm-eval's prefix_token_id: the tokenizer's BOS, else its EOS, else the model config's
 // bos_token_id / first eos_token_id (what HF would read from the same folder); nullopt if none.

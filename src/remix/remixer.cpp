@@ -8,6 +8,7 @@
 #include "eval/flops.h"
 #include "eval/requests.h"
 #include "io/error.h"
+#include "remix/icl.h"
 #include "remix/tail_objective.h"
 
 namespace c3po::remix {
@@ -17,7 +18,8 @@ MethodKind parse_method(const std::string& name) {
   if (name == "kernel") return MethodKind::Kernel;
   if (name == "ngd") return MethodKind::Ngd;
   if (name == "oracle") return MethodKind::Oracle;
-  throw Error("", "--method", "unknown method \"" + name + "\" (expected base, mode, kernel, ngd or oracle)");
+  if (name == "icl") return MethodKind::Icl;
+  throw Error("", "method", "unknown method \"" + name + "\" (expected base, icl, mode, kernel, ngd or oracle)");
 }
 
 const char* method_name(MethodKind m) {
@@ -26,6 +28,7 @@ const char* method_name(MethodKind m) {
     case MethodKind::Kernel: return "kernel";
     case MethodKind::Ngd: return "ngd";
     case MethodKind::Oracle: return "oracle";
+    case MethodKind::Icl: return "icl";
   }
   return "?";
 }
@@ -310,6 +313,11 @@ nlohmann::json top_experts(const torch::Tensor& omega, const std::vector<int>& c
 
 }  // namespace
 
+std::unique_ptr<eval::ItemMethod> make_method(std::shared_ptr<RemixSession> session, MethodKind kind) {
+  if (kind == MethodKind::Icl) return std::make_unique<IclMethod>(std::move(session));
+  return std::make_unique<RemixMethod>(std::move(session), kind);
+}
+
 eval::MethodOutcome RemixMethod::run(const eval::ItemContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
   RemixSession& S = *session_;
@@ -382,6 +390,14 @@ eval::MethodOutcome RemixMethod::run(const eval::ItemContext& ctx) {
   const bool with_backward = kind_ == MethodKind::Ngd || kind_ == MethodKind::Oracle;
   flops += (r.evaluations * (with_backward ? 3.0 : 1.0) + 1) * tail;
 
+  if (!r.iterates.empty()) {
+    // The answer after each step (step 0: before any), for the accuracy-per-step curve.
+    std::vector<int> steps;
+    for (const auto& omega : r.iterates)
+      steps.push_back(static_cast<int>(
+          answer_logits(S.model(), critical, self, omega, opt.tokens.count).argmax().item<int64_t>()));
+    details["step_predictions"] = steps;
+  }
   if (r.alpha) details["alpha"] = *r.alpha;
   if (!r.losses.empty()) details["losses"] = r.losses;
   details["tail_reruns"] = r.evaluations + 1;
@@ -405,6 +421,7 @@ nlohmann::json RemixMethod::settings() const {
           {"schedule", o.opt.schedule == Schedule::Cosine ? "cosine" : "constant"},
           {"optimizer", o.opt.optimizer == OptimizerKind::Adam ? "adam" : "sgd"},
           {"topk", o.opt.topk == TopKMode::Hard ? "hard" : "soft"},
+          {"param", o.opt.param == Parameterisation::Direct ? "direct" : "log"},
           {"k", o.neighbours.k},
           {"epsilon", o.neighbours.epsilon ? nlohmann::json(*o.neighbours.epsilon) : nlohmann::json()},
           {"leakage_guard", o.neighbours.leakage_guard},

@@ -21,8 +21,8 @@
 
 namespace c3po::remix {
 
-enum class MethodKind { Mode, Kernel, Ngd, Oracle };
-MethodKind parse_method(const std::string& name);  // mode | kernel | ngd | oracle
+enum class MethodKind { Mode, Kernel, Ngd, Oracle, Icl };
+MethodKind parse_method(const std::string& name);  // mode | kernel | ngd | oracle | icl
 const char* method_name(MethodKind m);
 
 // How items are embedded for neighbour search: the model's own mean-pooled hidden state at a
@@ -107,6 +107,7 @@ class RemixSession {
                EmbedderChoice embedder, std::size_t cache_bytes);
 
   const model::MoeModel& model() const { return model_; }
+  const tokenizer::Tokenizer& tokenizer() const { return tok_; }
   const ReferenceStore& store() const;
   const RemixOptions& options() const { return options_; }
   const std::vector<int>& critical_layers() const { return critical_; }
@@ -150,6 +151,9 @@ class RemixSession {
   Neighbourhood last_neighbours_;
   std::unordered_map<std::string, torch::Tensor> pool_masks_;
 };
+
+// The method of a kind: a RemixMethod, or the icl baseline.
+std::unique_ptr<eval::ItemMethod> make_method(std::shared_ptr<RemixSession> session, MethodKind kind);
 
 class RemixMethod : public eval::ItemMethod {
  public:

@@ -1,0 +1,110 @@
+#include "remix/icl.h"
+
+#include <chrono>
+
+#include "data/prompt.h"
+#include "data/scoring.h"
+#include "eval/flops.h"
+#include "eval/harness.h"
+#include "eval/requests.h"
+#include "io/error.h"
+
+namespace c3po::remix {
+
+std::vector<data::McItem> IclMethod::demonstrations(const eval::ItemContext& ctx, nlohmann::json& details) {
+  RemixSession& S = *session_;
+  const auto& nb = S.neighbours(ctx);
+  std::vector<data::McItem> shots;
+  nlohmann::json members = nlohmann::json::array();
+  // Neighbourhood members come most similar first; the most similar demonstration goes last,
+  // next to the question.
+  for (auto it = nb.members.rbegin(); it != nb.members.rend(); ++it) {
+    shots.push_back(to_mc_item(S.store().item(it->index)));
+    members.push_back({{"id", shots.back().id}, {"source", shots.back().task}, {"similarity", it->similarity}});
+  }
+  details["demonstrations"] = members;
+  return shots;
+}
+
+eval::MethodOutcome IclMethod::run(const eval::ItemContext& ctx) {
+  const auto t0 = std::chrono::steady_clock::now();
+  RemixSession& S = *session_;
+  const auto& model = S.model();
+  eval::MethodOutcome out;
+  nlohmann::json details = nlohmann::json::object();
+  std::string preamble;
+  for (const auto& shot : demonstrations(ctx, details)) preamble += data::render_letter_demonstration(shot) + "\n\n";
+  const std::size_t max_tokens =
+      static_cast<std::size_t>(std::max<int64_t>(0, model.config().max_position_embeddings));
+  const auto req = eval::encode_letter_request(S.tokenizer(), *ctx.item, max_tokens, preamble);
+  model::ForwardOptions fo;
+  fo.vocab_rows = req.letter_ids;
+  const auto logits = model.forward({req.ids}, fo).logits[0].to(torch::kDouble);
+  out.prediction = static_cast<int>(logits.argmax().item<int64_t>());
+  const auto probs = torch::softmax(logits, 0);
+  for (int64_t j = 0; j < probs.size(0); ++j) out.letter_probs.push_back(probs[j].item<double>());
+  const auto fm = eval::flops_model(model.config(), model.active_parameter_count());
+  out.flops = eval::forward_flops(fm, static_cast<int64_t>(req.ids.size()), 0, 1,
+                                  static_cast<int64_t>(req.letter_ids.size()));
+  details["n_tokens"] = req.ids.size();
+  if (req.truncated) details["truncated"] = true;
+  out.details = std::move(details);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+eval::MethodOutcome IclMethod::run_loglik(const eval::LoglikContext& lctx) {
+  const auto t0 = std::chrono::steady_clock::now();
+  RemixSession& S = *session_;
+  const auto& model = S.model();
+  const auto& cfg = model.config();
+  const auto fm = eval::flops_model(cfg, model.active_parameter_count());
+  eval::MethodOutcome out;
+  nlohmann::json details = nlohmann::json::object();
+
+  // Neighbours are found as in the letter protocol: the store holds letter-prompt embeddings, so
+  // the model embedder needs the item's letter prompt run once (counted in the cost).
+  eval::ItemContext ctx;
+  ctx.item = lctx.item;
+  if (S.embedder().from_model()) {
+    const std::size_t max_tokens = static_cast<std::size_t>(std::max<int64_t>(0, cfg.max_position_embeddings));
+    const auto req = eval::encode_letter_request(S.tokenizer(), *lctx.item, max_tokens);
+    model::ForwardOptions fo;
+    fo.embed_layer = S.embedder().model_layer();
+    fo.vocab_rows = req.letter_ids;
+    ctx.embedding = model.forward({req.ids}, fo).embedding[0];
+    out.flops += eval::forward_flops(fm, static_cast<int64_t>(req.ids.size()), 0, 1,
+                                     static_cast<int64_t>(req.letter_ids.size()));
+  }
+  const auto shots = demonstrations(ctx, details);
+  const auto prefix = eval::prefix_token_id(S.tokenizer(), cfg.bos_token_id, cfg.eos_token_ids);
+  const auto reqs = eval::encode_loglik_item(S.tokenizer(), *lctx.item, prefix, shots);
+  const int64_t max_length = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings : 2048;
+  const auto scores = eval::score_continuation_groups(model, {reqs.requests}, reqs.requests.size(), max_length);
+  std::vector<model::ScoreRequest> inputs;
+  for (std::size_t j = 0; j < reqs.requests.size(); ++j) {
+    out.loglik.push_back(scores.at(0).at(j).loglik);
+    inputs.push_back(eval::loglik_input(reqs.requests[j], max_length));
+    if (static_cast<int64_t>(reqs.requests[j].context.size() + reqs.requests[j].continuation.size()) > max_length + 1)
+      details["truncated"] = true;
+  }
+  out.flops += eval::loglik_group_flops(fm, inputs);
+  const auto pred = data::predict_loglik(out.loglik, reqs.item.norm_lengths);
+  out.prediction = pred.acc;
+  out.prediction_norm = pred.acc_norm;
+  out.details = std::move(details);
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+nlohmann::json IclMethod::settings() const {
+  const auto& o = session_->options();
+  return {{"method", name()},
+          {"k", o.neighbours.k},
+          {"epsilon", o.neighbours.epsilon ? nlohmann::json(*o.neighbours.epsilon) : nlohmann::json()},
+          {"leakage_guard", o.neighbours.leakage_guard},
+          {"max_neighbours", o.neighbours.max_neighbours},
+          {"embedder", session_->embedder().identity()}};
+}
+
+}  // namespace c3po::remix

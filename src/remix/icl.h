@@ -1,0 +1,28 @@
+#pragma once
+// The in-context-learning baseline (docs/method.md section 6, "Baselines"): the k neighbours that
+// NGD would use become solved demonstrations before the test prompt, most similar last; routing is
+// untouched. It runs in both protocols, so every C3PO number can be read against it.
+#include <memory>
+
+#include "eval/method.h"
+#include "remix/remixer.h"
+
+namespace c3po::remix {
+
+class IclMethod : public eval::ItemMethod {
+ public:
+  explicit IclMethod(std::shared_ptr<RemixSession> session) : session_(std::move(session)) {}
+  std::string name() const override { return "icl"; }
+  void prepare(model::ForwardOptions& base) override { session_->prepare(base); }
+  eval::MethodOutcome run(const eval::ItemContext& ctx) override;
+  bool handles_loglik() const override { return true; }
+  eval::MethodOutcome run_loglik(const eval::LoglikContext& ctx) override;
+  nlohmann::json settings() const override;
+
+ private:
+  // The demonstrations for an item, most similar last, and their description for the record.
+  std::vector<data::McItem> demonstrations(const eval::ItemContext& ctx, nlohmann::json& details);
+  std::shared_ptr<RemixSession> session_;
+};
+
+}  // namespace c3po::remix
