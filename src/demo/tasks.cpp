@@ -1,5 +1,7 @@
 #include "demo/tasks.h"
 
+#include <map>
+
 #include <algorithm>
 #include <fstream>
 #include <functional>
@@ -345,6 +347,50 @@ Splits generate_splits(uint64_t seed, const SplitSizes& sizes) {
       (*job.items)[i].id = std::string(job.name) + "-" + std::to_string(i);
   }
   return out;
+}
+
+std::vector<McItem> with_distractors(const std::vector<McItem>& items, uint64_t seed) {
+  const auto& families = task_families();
+  std::vector<std::vector<std::size_t>> by_family(families.size());
+  auto family_of = [&](const McItem& it) {
+    const auto f = std::find(families.begin(), families.end(), it.task);
+    if (f == families.end()) throw Error(it.id, "task", "not a demo family: " + it.task);
+    return static_cast<std::size_t>(f - families.begin());
+  };
+  for (std::size_t i = 0; i < items.size(); ++i) by_family[family_of(items[i])].push_back(i);
+  SplitMix64 rng = SplitMix64(seed).fork(0x5D1F7ULL);
+  std::vector<McItem> out;
+  out.reserve(items.size());
+  for (const auto& it : items) {
+    const std::size_t f = family_of(it);
+    std::size_t g = f;
+    for (int tries = 0; g == f || by_family[g].empty(); ++tries) {
+      if (tries > 1000) throw Error(it.id, "task", "no item of another family to use as a distractor");
+      g = static_cast<std::size_t>(rng.uniform(0, static_cast<int>(families.size()) - 1));
+    }
+    const auto& pool = by_family[g];
+    const auto& d = items[pool[static_cast<std::size_t>(rng.uniform(0, static_cast<int>(pool.size()) - 1))]];
+    McItem shifted = it;
+    shifted.question = d.question + " " + it.question;
+    out.push_back(std::move(shifted));
+  }
+  return out;
+}
+
+DemoData demo_data(uint64_t seed, const SplitSizes& sizes, int dev_per_family) {
+  Splits s = generate_splits(seed, sizes);
+  DemoData d;
+  d.train = std::move(s.train);
+  d.test = std::move(s.test);
+  std::map<std::string, int> taken;
+  std::vector<bool> to_dev(s.reference.size(), false);
+  for (std::size_t i = s.reference.size(); i-- > 0;)
+    if (taken[s.reference[i].task]++ < dev_per_family) to_dev[i] = true;
+  for (std::size_t i = 0; i < s.reference.size(); ++i) (to_dev[i] ? d.dev : d.reference).push_back(s.reference[i]);
+  for (std::size_t i = 0; i < d.dev.size(); ++i) d.dev[i].id = "dev-" + std::to_string(i);
+  d.dev_shifted = with_distractors(d.dev, seed ^ 0xDE7ULL);
+  d.test_shifted = with_distractors(d.test, seed ^ 0x7E57ULL);
+  return d;
 }
 
 std::string letter_continuation(int index) { return std::string(" ") + static_cast<char>('A' + index); }

@@ -38,6 +38,20 @@ struct Splits {
 // for those whose question is a template over the choices (knowledge, comparison).
 Splits generate_splits(uint64_t seed, const SplitSizes& sizes);
 
+// The demo's evaluation data (docs/method.md section 11): the reference split of generate_splits
+// minus a dev split (the last `dev_per_family` reference items of each family, in the split's
+// order), and shifted copies of dev and test in which every question is preceded by the question
+// of a test/dev item of another family ("distractor"), choices and answer unchanged. Settings are
+// chosen on dev and dev_shifted only; test and test_shifted are reported.
+struct DemoData {
+  std::vector<McItem> train, reference, dev, test, dev_shifted, test_shifted;
+};
+DemoData demo_data(uint64_t seed, const SplitSizes& sizes, int dev_per_family = 60);
+
+// The shifted condition of a split: each item's question prefixed by the question of another
+// item of the same split from another family (drawn with the seed); ids, choices and answers kept.
+std::vector<McItem> with_distractors(const std::vector<McItem>& items, uint64_t seed);
+
 // The identity used for the disjointness rule above.
 std::string identity_key(const McItem& item);
 

@@ -118,6 +118,17 @@ std::string evaluation_text(const Evaluation& ev) {
 
 }  // namespace
 
+void write_demo_data(const std::string& dir, uint64_t seed, const SplitSizes& sizes) {
+  std::filesystem::create_directories(dir);
+  const DemoData d = demo_data(seed, sizes);
+  write_jsonl(dir + "/train.jsonl", d.train);
+  write_jsonl(dir + "/reference.jsonl", d.reference);
+  write_jsonl(dir + "/dev.jsonl", d.dev);
+  write_jsonl(dir + "/dev-shifted.jsonl", d.dev_shifted);
+  write_jsonl(dir + "/test.jsonl", d.test);
+  write_jsonl(dir + "/test-shifted.jsonl", d.test_shifted);
+}
+
 TrainDemoResult train_demo(const TrainDemoOptions& o) {
   namespace fs = std::filesystem;
   const auto t0 = Clock::now();
@@ -132,12 +143,13 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
   fs::create_directories(o.out_dir + "/data");
 
   // 1. Tasks.
+  // Training and its evaluation use the splits as generated; the files c3po demo reads hold the
+  // reference split minus the dev split, and the shifted copies (demo_data).
   const Splits splits = generate_splits(o.seed, o.sizes);
-  write_jsonl(o.out_dir + "/data/train.jsonl", splits.train);
-  write_jsonl(o.out_dir + "/data/reference.jsonl", splits.reference);
-  write_jsonl(o.out_dir + "/data/test.jsonl", splits.test);
-  log(fmt::format("tasks: {} train, {} reference, {} test items", splits.train.size(), splits.reference.size(),
-                  splits.test.size()));
+  write_demo_data(o.out_dir + "/data", o.seed, o.sizes);
+  log(fmt::format("tasks: {} train, {} reference (of which dev: see data/dev.jsonl), {} test items",
+                  splits.train.size(), splits.reference.size(), splits.test.size()));
+  if (o.data_only) return {};
 
   // 2. Tokenizer, trained on the training split's full texts (prompt and answer letter).
   std::vector<std::string> texts;

@@ -34,7 +34,11 @@ struct TrainDemoOptions {
   OlmoeConfig model;
   EncoderFactory encoder_factory;  // empty: the c3po tokenizer (src/tokenizer) on tokenizer.json
   std::function<void(const std::string&)> log;  // progress lines; empty: silent
+  bool data_only = false;  // write data/*.jsonl and stop (no tokenizer, no training)
 };
+
+// data/{train,reference,dev,dev-shifted,test,test-shifted}.jsonl of demo_data(seed, sizes).
+void write_demo_data(const std::string& dir, uint64_t seed, const SplitSizes& sizes);
 
 struct FamilyAccuracy {
   int correct = 0;

@@ -32,6 +32,63 @@ TEST(DemoTasks, SameSeedSameItemsOtherSeedOtherItems) {
   EXPECT_NE(dump(a.test), dump(c.test));
 }
 
+TEST(DemoData, DevIsCarvedFromReferenceBalancedAndDisjoint) {
+  const auto s = generate_splits(3, small());
+  const auto d = demo_data(3, small(), 20);
+  ASSERT_EQ(d.dev.size(), 100u);
+  EXPECT_EQ(d.reference.size() + d.dev.size(), s.reference.size());
+  EXPECT_EQ(dump(d.test), dump(s.test));
+  EXPECT_EQ(dump(d.train), dump(s.train));
+  std::map<std::string, int> per_family;
+  for (const auto& it : d.dev) ++per_family[it.task];
+  for (const auto& f : task_families()) EXPECT_EQ(per_family[f], 20) << f;
+  std::set<std::string> keys;
+  for (const auto* split : {&d.reference, &d.dev, &d.test})
+    for (const auto& it : *split) EXPECT_TRUE(keys.insert(identity_key(it)).second) << it.id;
+  std::set<std::string> ids;
+  for (const auto& it : d.dev) EXPECT_TRUE(ids.insert(it.id).second) << it.id;
+}
+
+TEST(DemoData, ShiftedItemsCarryAnotherFamilysQuestionFirst) {
+  const auto d = demo_data(3, small(), 20);
+  for (const auto& [plain, shifted] : {std::pair{&d.test, &d.test_shifted}, {&d.dev, &d.dev_shifted}}) {
+    ASSERT_EQ(plain->size(), shifted->size());
+    std::map<std::string, std::string> family_of_question;
+    for (const auto& it : *plain) family_of_question[it.question] = it.task;
+    for (std::size_t i = 0; i < plain->size(); ++i) {
+      const auto& a = (*plain)[i];
+      const auto& b = (*shifted)[i];
+      EXPECT_EQ(a.id, b.id);
+      EXPECT_EQ(a.task, b.task);
+      EXPECT_EQ(a.choices, b.choices);
+      EXPECT_EQ(a.answer, b.answer);
+      ASSERT_GT(b.question.size(), a.question.size() + 1);
+      const auto cut = b.question.size() - a.question.size();
+      EXPECT_EQ(b.question.substr(cut), a.question);
+      const auto distractor = b.question.substr(0, cut - 1);
+      ASSERT_TRUE(family_of_question.count(distractor)) << "distractor is a question of the same split: " << distractor;
+      EXPECT_NE(family_of_question[distractor], a.task) << b.question;
+    }
+  }
+  EXPECT_EQ(dump(with_distractors(d.test, 5)), dump(with_distractors(d.test, 5)));
+  EXPECT_NE(dump(with_distractors(d.test, 5)), dump(with_distractors(d.test, 6)));
+}
+
+// The files shipped in models/demo/data are exactly what `c3po train-demo --data-only` writes.
+TEST(DemoData, ShippedFilesAreTheGeneratorsOutput) {
+  const std::string dir = std::string(C3PO_SOURCE_DIR) + "/models/demo/data/";
+  const auto d = demo_data(1, SplitSizes{});
+  auto slurp = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(slurp(dir + "reference.jsonl"), dump(d.reference));
+  EXPECT_EQ(slurp(dir + "dev.jsonl"), dump(d.dev));
+  EXPECT_EQ(slurp(dir + "dev-shifted.jsonl"), dump(d.dev_shifted));
+  EXPECT_EQ(slurp(dir + "test.jsonl"), dump(d.test));
+  EXPECT_EQ(slurp(dir + "test-shifted.jsonl"), dump(d.test_shifted));
+}
+
 TEST(DemoTasks, SplitsAreDisjointAndSized) {
   const auto s = generate_splits(3, small());
   ASSERT_EQ(s.train.size(), 2000u);
