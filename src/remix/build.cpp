@@ -40,6 +40,21 @@ Loaded read_sources(const BuildOptions& opt) {
 
 }  // namespace
 
+std::string build_settings(const BuildOptions& opt, const StoreIdentity& identity) {
+  nlohmann::json sources = nlohmann::json::array();
+  for (const auto& s : opt.sources) sources.push_back({{"task", s.task}, {"path", s.path}, {"split", s.split}});
+  return nlohmann::json{{"sources", sources},
+                        {"limit", opt.limit},
+                        {"batch", opt.batch},
+                        {"model", identity.model_fingerprint},
+                        {"embedder", identity.embedder},
+                        {"prompt_format", identity.prompt_format},
+                        {"keep_incorrect", opt.keep_incorrect},
+                        {"half_pathways", opt.half_pathways},
+                        {"skip_bad", opt.skip_bad}}
+      .dump();
+}
+
 BuildReport build_reference_store(const model::MoeModel& model, const tokenizer::Tokenizer& tok,
                                   const BuildOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -49,18 +64,7 @@ BuildReport build_reference_store(const model::MoeModel& model, const tokenizer:
   const auto& items = loaded.items;
   const TextEmbedder embedder(opt.embedder, model);
   const StoreIdentity identity{model.fingerprint(), embedder.identity(), std::string(data::kLetterPromptFormat)};
-  nlohmann::json sources = nlohmann::json::array();
-  for (const auto& s : opt.sources) sources.push_back({{"task", s.task}, {"path", s.path}, {"split", s.split}});
-  const std::string settings = nlohmann::json{{"sources", sources},
-                                              {"limit", opt.limit},
-                                              {"batch", opt.batch},
-                                              {"model", identity.model_fingerprint},
-                                              {"embedder", identity.embedder},
-                                              {"prompt_format", identity.prompt_format},
-                                              {"keep_incorrect", opt.keep_incorrect},
-                                              {"half_pathways", opt.half_pathways},
-                                              {"skip_bad", opt.skip_bad}}
-                                   .dump();
+  const std::string settings = build_settings(opt, identity);
 
   BuildReport report;
   StoreRows rows;

@@ -43,6 +43,9 @@ struct BuildReport {
   double seconds = 0;
 };
 
+// What a store records as its "build_settings" (a store is reused or resumed only when equal).
+std::string build_settings(const BuildOptions& options, const StoreIdentity& identity);
+
 BuildReport build_reference_store(const model::MoeModel& model, const tokenizer::Tokenizer& tok,
                                   const BuildOptions& options);
 

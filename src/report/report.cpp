@@ -353,6 +353,8 @@ std::string render_report(const RunData& run, const ReportOptions& options) {
   }
   fmt::format_to(out, "<h2>Expert usage</h2>\n");
   usage_section(out, run, remix, options.num_experts);
+  for (const auto& [title, text] : options.extra_sections)
+    fmt::format_to(out, "<h2>{}</h2>\n<pre>{}</pre>\n", escape(title), escape(text));
   fmt::format_to(out, "</body>\n</html>\n");
   return page;
 }

@@ -21,6 +21,8 @@
 // Everything but the required fields is optional: what is missing is shown as "-" or left out.
 #include <cstddef>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "report/run_data.h"
 
@@ -37,6 +39,9 @@ struct ReportOptions {
   std::size_t num_experts = 0;
   // The item texts; empty = run_dir/questions.jsonl when it exists (see above).
   std::string questions_file;
+  // Sections added after the generated ones: a title and preformatted text (e.g. the demo's
+  // mechanism numbers and findings), shown as is.
+  std::vector<std::pair<std::string, std::string>> extra_sections;
 };
 
 // The page for an already read run; same input, same bytes.
