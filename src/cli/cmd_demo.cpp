@@ -31,6 +31,10 @@ void add_demo_commands(CLI::App& app, Action& action) {
   cmd->add_option("--answer-weight", options->answer_loss_weight, "weight of the answer letter's cross-entropy")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1000.0));
+  cmd->add_option("--routing-weight", options->routing_loss_weight,
+                  "weight of the routing supervision at the answer position (0: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1000.0));
   cmd->add_flag("--data-only", options->data_only,
                 "only write data/*.jsonl (train, reference, dev, dev-shifted, test, test-shifted) and stop");
   cmd->add_option("--eval-every", options->eval_every, "test accuracy in the log every N steps (0: only at the end)")

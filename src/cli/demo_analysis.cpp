@@ -21,6 +21,20 @@ const std::map<std::string, double>& paper_olmoe() {
   return p;
 }
 
+// id -> the "cue" field of a jsonl data file (the family whose cue starts the question).
+std::map<std::string, std::string> cues_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::map<std::string, std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("id") && j["id"].is_string() && j.contains("cue") && j["cue"].is_string())
+      out[j["id"].get<std::string>()] = j["cue"].get<std::string>();
+  }
+  return out;
+}
+
 // id -> "task" field of a jsonl data file (the demo's family); empty when a line has none.
 std::map<std::string, std::string> families_of(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -99,6 +113,7 @@ DemoAnalysis analyse_demo(const DemoAnalysisInput& in) {
   for (std::size_t ci = 0; ci < in.conditions.size(); ++ci) {
     const auto& cond = in.conditions[ci];
     const auto family = families_of(cond.data_file);
+    const auto cue = cues_of(cond.data_file);
     const auto& records = cond.run->records.at(0);
     nlohmann::json J = {{"condition", cond.name}, {"data", cond.data_file}, {"n", records.size()}};
     text += fmt::format("\n### {} ({} items of {})\n\n", cond.name, records.size(), cond.data_file);
@@ -139,12 +154,19 @@ DemoAnalysis analyse_demo(const DemoAnalysisInput& in) {
 
     // 2. Expert usage per family before and after NGD, and the share of home experts.
     Usage before, after;
+    // Items whose cue is another family's: the share of their selections on the cue family's home
+    // experts, before and after NGD.
+    int cue_slots = 0, cue_before = 0, cue_after = 0;
+    std::vector<std::pair<std::string, nlohmann::json>> cued;  // (cue family, details) of such items
     for (const auto& rec : records) {
-      const auto f = family.find(rec["id"].get<std::string>());
+      const auto id = rec["id"].get<std::string>();
+      const auto f = family.find(id);
       const auto* d = details_of(rec, "ngd");
       if (f == family.end() || !d || !d->contains("experts_before")) continue;
       for (const auto& s : selections((*d)["experts_before"])) ++before.counts[f->second][s], ++before.slots[f->second];
       for (const auto& s : selections((*d)["experts_after"])) ++after.counts[f->second][s], ++after.slots[f->second];
+      const auto c = cue.find(id);
+      if (c != cue.end() && c->second != f->second) cued.emplace_back(c->second, *d);
     }
     if (ci == 0) {
       for (const auto& [f, counts] : before.counts)
@@ -198,6 +220,20 @@ DemoAnalysis analyse_demo(const DemoAnalysisInput& in) {
       }
       text += "\n";
       J["expert_usage"] = U;
+      for (const auto& [c, d] : cued) {
+        const auto h = home.find(c);
+        if (h == home.end()) continue;
+        for (const auto& s : selections(d["experts_before"])) cue_before += h->second.count(s) ? 1 : 0, ++cue_slots;
+        for (const auto& s : selections(d["experts_after"])) cue_after += h->second.count(s) ? 1 : 0;
+      }
+      if (cue_slots) {
+        J["cue_family_home"] = {{"before", static_cast<double>(cue_before) / cue_slots},
+                                {"after", static_cast<double>(cue_after) / cue_slots}};
+        text += fmt::format(
+            "Items whose cue is another family's: {}% of their selections fall on the cue family's home experts "
+            "before re-mixing, {}% after NGD.\n\n",
+            pct(static_cast<double>(cue_before) / cue_slots), pct(static_cast<double>(cue_after) / cue_slots));
+      }
     }
 
     // 3. How often an item's neighbours share its family.
@@ -302,11 +338,17 @@ DemoAnalysis analyse_demo(const DemoAnalysisInput& in) {
         h1a += u["home_after"].get<double>();
         ++n;
       }
-      if (n)
-        findings.push_back(fmt::format(
+      if (n) {
+        std::string s = fmt::format(
             "Routing: in {} a family's selections fall on its home experts {}% of the time (chance {:.1f}%); in {} "
-            "{}% before re-mixing and {}% after NGD.",
-            c0, pct(h0 / n), 100.0 * top_k / E, c1, pct(h1 / n), pct(h1a / n)));
+            "{}% before re-mixing and {}% after NGD",
+            c0, pct(h0 / n), 100.0 * top_k / E, c1, pct(h1 / n), pct(h1a / n));
+        if (J[1].contains("cue_family_home"))
+          s += fmt::format(", while the cue family's home experts get {}% before and {}% after",
+                           pct(J[1]["cue_family_home"]["before"].get<double>()),
+                           pct(J[1]["cue_family_home"]["after"].get<double>()));
+        findings.push_back(s + ".");
+      }
     }
     for (const auto& Jc : J)
       if (Jc.contains("distance_to_own_family"))

@@ -14,7 +14,7 @@ struct OlmoeConfig {
   int num_hidden_layers = 6;
   int num_attention_heads = 4;
   int num_key_value_heads = 4;
-  int num_experts = 8;
+  int num_experts = 10;  // two per task family (the training routes each family to its pair)
   int num_experts_per_tok = 2;
   double rms_norm_eps = 1e-5;
   double rope_theta = 10000.0;

@@ -100,7 +100,7 @@ OlmoeOutput OlmoeTrainModel::forward(const torch::Tensor& tokens, const torch::T
 
   auto valid = (torch::arange(T).unsqueeze(0) < lengths.unsqueeze(1)).reshape({B * T});
   auto valid_rows = valid.nonzero().squeeze(1);
-  std::vector<torch::Tensor> all_probs, all_selected;
+  std::vector<torch::Tensor> all_probs, all_selected, router_probs;
 
   auto x = param("model.embed_tokens.weight").index_select(0, tokens.reshape({-1})).reshape({B, T, H});
   for (int i = 0; i < c.num_hidden_layers; ++i) {
@@ -122,6 +122,7 @@ OlmoeOutput OlmoeTrainModel::forward(const torch::Tensor& tokens, const torch::T
     auto flat = rms_norm(x, param(p + "post_attention_layernorm.weight"), c.rms_norm_eps).reshape({B * T, H});
     auto probs = torch::softmax(project(flat, param(p + "mlp.gate.weight")), -1);  // over all experts, fp32
     auto [weights, selected] = torch::topk(probs, K, -1);  // no renormalisation (norm_topk_prob false)
+    router_probs.push_back(probs.view({B, T, E}));
     all_probs.push_back(probs.index_select(0, valid_rows));
     all_selected.push_back(selected.index_select(0, valid_rows));
     auto moe = torch::zeros_like(flat);
@@ -141,6 +142,7 @@ OlmoeOutput OlmoeTrainModel::forward(const torch::Tensor& tokens, const torch::T
   x = rms_norm(x, param("model.norm.weight"), c.rms_norm_eps);
   OlmoeOutput out;
   out.logits = project(x, param("lm_head.weight"));
+  out.router_probs = std::move(router_probs);
 
   // HF load_balancing_loss_func: all layers' tokens concatenated, E * sum(f * P).
   auto probs = torch::cat(all_probs, 0);

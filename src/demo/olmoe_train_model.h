@@ -16,6 +16,7 @@ namespace c3po::demo {
 struct OlmoeOutput {
   torch::Tensor logits;    // [B, T, V] fp32
   torch::Tensor aux_loss;  // OLMoE load-balancing loss over the non-padding tokens (scalar)
+  std::vector<torch::Tensor> router_probs;  // per MoE layer [B, T, E] fp32 router distribution
 };
 
 class OlmoeTrainModel {

@@ -349,47 +349,76 @@ Splits generate_splits(uint64_t seed, const SplitSizes& sizes) {
   return out;
 }
 
-std::vector<McItem> with_distractors(const std::vector<McItem>& items, uint64_t seed) {
+const std::vector<std::string>& family_cues() {
+  static const std::vector<std::string> cues = {"Abacus:", "Scales:", "Almanac:", "Lexicon:", "Pattern:"};
+  return cues;
+}
+
+namespace {
+
+std::size_t family_index(const std::string& family, const std::string& origin) {
   const auto& families = task_families();
-  std::vector<std::vector<std::size_t>> by_family(families.size());
-  auto family_of = [&](const McItem& it) {
-    const auto f = std::find(families.begin(), families.end(), it.task);
-    if (f == families.end()) throw Error(it.id, "task", "not a demo family: " + it.task);
-    return static_cast<std::size_t>(f - families.begin());
-  };
-  for (std::size_t i = 0; i < items.size(); ++i) by_family[family_of(items[i])].push_back(i);
-  SplitMix64 rng = SplitMix64(seed).fork(0x5D1F7ULL);
+  const auto f = std::find(families.begin(), families.end(), family);
+  if (f == families.end()) throw Error(origin, "task", "not a demo family: " + family);
+  return static_cast<std::size_t>(f - families.begin());
+}
+
+// A family other than `own`, uniformly.
+std::size_t other_family(std::size_t own, SplitMix64& rng) {
+  const auto n = static_cast<int64_t>(task_families().size());
+  const auto r = static_cast<std::size_t>(rng.uniform(0, n - 2));
+  return r >= own ? r + 1 : r;
+}
+
+void renumber(std::vector<McItem>& items, const std::string& stem) {
+  for (std::size_t i = 0; i < items.size(); ++i) items[i].id = stem + "-" + std::to_string(i);
+}
+
+}  // namespace
+
+McItem with_cue(const McItem& item, const std::string& family) {
+  McItem out = item;
+  out.cue = family;
+  out.question = family_cues()[family_index(family, item.id)] + " " + item.question;
+  return out;
+}
+
+std::vector<McItem> with_other_cues(const std::vector<McItem>& items, uint64_t seed) {
+  SplitMix64 rng = SplitMix64(seed).fork(0xC0E5ULL);
   std::vector<McItem> out;
   out.reserve(items.size());
   for (const auto& it : items) {
-    const std::size_t f = family_of(it);
-    std::size_t g = f;
-    for (int tries = 0; g == f || by_family[g].empty(); ++tries) {
-      if (tries > 1000) throw Error(it.id, "task", "no item of another family to use as a distractor");
-      g = static_cast<std::size_t>(rng.uniform(0, static_cast<int>(families.size()) - 1));
-    }
-    const auto& pool = by_family[g];
-    const auto& d = items[pool[static_cast<std::size_t>(rng.uniform(0, static_cast<int>(pool.size()) - 1))]];
-    McItem shifted = it;
-    shifted.question = d.question + " " + it.question;
-    out.push_back(std::move(shifted));
+    McItem plain = it;
+    if (!it.cue.empty()) plain.question = it.question.substr(family_cues()[family_index(it.cue, it.id)].size() + 1);
+    out.push_back(with_cue(plain, task_families()[other_family(family_index(it.task, it.id), rng)]));
   }
   return out;
 }
 
-DemoData demo_data(uint64_t seed, const SplitSizes& sizes, int dev_per_family) {
+DemoData demo_data(uint64_t seed, const SplitSizes& sizes, int dev_per_family, double swapped_share) {
   Splits s = generate_splits(seed, sizes);
   DemoData d;
-  d.train = std::move(s.train);
-  d.test = std::move(s.test);
+  SplitMix64 rng = SplitMix64(seed).fork(0x5A4BULL);
+  for (const auto& it : s.train) {
+    const std::size_t own = family_index(it.task, it.id);
+    const bool swap = static_cast<double>(rng.uniform(0, 999999)) < swapped_share * 1e6;
+    d.train.push_back(with_cue(it, task_families()[swap ? other_family(own, rng) : own]));
+  }
+  // Small reference splits (tests) keep three quarters of each family.
+  dev_per_family = std::min(dev_per_family, sizes.reference / static_cast<int>(task_families().size()) / 4);
   std::map<std::string, int> taken;
   std::vector<bool> to_dev(s.reference.size(), false);
   for (std::size_t i = s.reference.size(); i-- > 0;)
     if (taken[s.reference[i].task]++ < dev_per_family) to_dev[i] = true;
-  for (std::size_t i = 0; i < s.reference.size(); ++i) (to_dev[i] ? d.dev : d.reference).push_back(s.reference[i]);
-  for (std::size_t i = 0; i < d.dev.size(); ++i) d.dev[i].id = "dev-" + std::to_string(i);
-  d.dev_shifted = with_distractors(d.dev, seed ^ 0xDE7ULL);
-  d.test_shifted = with_distractors(d.test, seed ^ 0x7E57ULL);
+  for (std::size_t i = 0; i < s.reference.size(); ++i)
+    (to_dev[i] ? d.dev : d.reference).push_back(with_cue(s.reference[i], s.reference[i].task));
+  for (const auto& it : s.test) d.test.push_back(with_cue(it, it.task));
+  renumber(d.reference, "reference");
+  renumber(d.dev, "dev");
+  d.dev_shifted = with_other_cues(d.dev, seed ^ 0xDE7ULL);
+  d.test_shifted = with_other_cues(d.test, seed ^ 0x7E57ULL);
+  renumber(d.dev_shifted, "dev-shifted");
+  renumber(d.test_shifted, "test-shifted");
   return d;
 }
 
@@ -403,8 +432,10 @@ std::string render_prompt(const McItem& item) {
 }
 
 nlohmann::json item_to_json(const McItem& item) {
-  return {{"id", item.id}, {"task", item.task}, {"question", item.question},
-          {"choices", item.choices}, {"answer", item.answer}};
+  nlohmann::json j = {{"id", item.id}, {"task", item.task}, {"question", item.question},
+                      {"choices", item.choices}, {"answer", item.answer}};
+  if (!item.cue.empty()) j["cue"] = item.cue;
+  return j;
 }
 
 McItem item_from_json(const nlohmann::json& j, const std::string& origin) {
@@ -434,6 +465,11 @@ McItem item_from_json(const nlohmann::json& j, const std::string& origin) {
                 "expected an index in [0, " + std::to_string(it.choices.size() - 1) + "], got " +
                     std::to_string(answer));
   it.answer = static_cast<int>(answer);
+  if (j.contains("cue")) {
+    it.cue = str("cue");
+    const auto& f = task_families();
+    if (std::find(f.begin(), f.end(), it.cue) == f.end()) throw Error(origin, "cue", "not a demo family: " + it.cue);
+  }
   return it;
 }
 

@@ -15,6 +15,10 @@ struct McItem {
   std::string question;
   std::vector<std::string> choices;  // 2..5
   int answer = 0;        // index into choices
+  // The family whose surface cue starts the question ("Abacus: ..."), empty when there is none.
+  // It is the item's own family except in the shifted condition and in the training items whose
+  // cue was swapped to teach the router to follow the cue (docs/method.md section 11).
+  std::string cue;
 };
 
 // The families, in a fixed order.
@@ -38,19 +42,29 @@ struct Splits {
 // for those whose question is a template over the choices (knowledge, comparison).
 Splits generate_splits(uint64_t seed, const SplitSizes& sizes);
 
-// The demo's evaluation data (docs/method.md section 11): the reference split of generate_splits
-// minus a dev split (the last `dev_per_family` reference items of each family, in the split's
-// order), and shifted copies of dev and test in which every question is preceded by the question
-// of a test/dev item of another family ("distractor"), choices and answer unchanged. Settings are
-// chosen on dev and dev_shifted only; test and test_shifted are reported.
+// The surface cue of each family, in task_families() order: one word and a colon put before the
+// question ("Abacus: Is 47 + 28 even or odd?").
+const std::vector<std::string>& family_cues();
+// The item with the cue of `family` (a name of task_families()) before its question.
+McItem with_cue(const McItem& item, const std::string& family);
+
+// The demo's data (docs/method.md section 11), every question starting with a family cue:
+// - train: the generated training split; each item carries its own family's cue, except a share
+//   `swapped_share` whose cue is another family's (the training masks their answer and routes
+//   them by the cue, so the router learns to follow the cue);
+// - reference: the generated reference split minus dev (the last `dev_per_family` items of each
+//   family, in the split's order; at most a quarter of the family), own cues;
+// - dev, test: own cues; dev_shifted, test_shifted: the same items with another family's cue
+//   (drawn with the seed), choices and answers unchanged.
+// Settings are chosen on dev and dev_shifted only; test and test_shifted are reported. Ids are
+// "<file stem>-<line>" as the generic reader names items (test-shifted-7 is test-7 shifted).
 struct DemoData {
   std::vector<McItem> train, reference, dev, test, dev_shifted, test_shifted;
 };
-DemoData demo_data(uint64_t seed, const SplitSizes& sizes, int dev_per_family = 60);
+DemoData demo_data(uint64_t seed, const SplitSizes& sizes, int dev_per_family = 60, double swapped_share = 0.2);
 
-// The shifted condition of a split: each item's question prefixed by the question of another
-// item of the same split from another family (drawn with the seed); ids, choices and answers kept.
-std::vector<McItem> with_distractors(const std::vector<McItem>& items, uint64_t seed);
+// Each item with a cue of another family than its own, drawn with the seed.
+std::vector<McItem> with_other_cues(const std::vector<McItem>& items, uint64_t seed);
 
 // The identity used for the disjointness rule above.
 std::string identity_key(const McItem& item);

@@ -143,12 +143,10 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
   fs::create_directories(o.out_dir + "/data");
 
   // 1. Tasks.
-  // Training and its evaluation use the splits as generated; the files c3po demo reads hold the
-  // reference split minus the dev split, and the shifted copies (demo_data).
-  const Splits splits = generate_splits(o.seed, o.sizes);
+  const DemoData splits = demo_data(o.seed, o.sizes);
   write_demo_data(o.out_dir + "/data", o.seed, o.sizes);
-  log(fmt::format("tasks: {} train, {} reference (of which dev: see data/dev.jsonl), {} test items",
-                  splits.train.size(), splits.reference.size(), splits.test.size()));
+  log(fmt::format("tasks: {} train, {} reference, {} dev, {} test items (and shifted dev and test)",
+                  splits.train.size(), splits.reference.size(), splits.dev.size(), splits.test.size()));
   if (o.data_only) return {};
 
   // 2. Tokenizer, trained on the training split's full texts (prompt and answer letter).
@@ -164,8 +162,16 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
   log(fmt::format("tokenizer: {} tokens ({} merges)", bpe.tokens.size(), bpe.merges.size()));
 
   std::vector<std::vector<int64_t>> sequences;
+  std::vector<int64_t> cue_family;     // per sequence: the family whose experts the router should pick
+  std::vector<float> answer_weight;    // per sequence: 0 for a swapped cue (its answer is not taught)
+  const auto& families = task_families();
+  auto family_of = [&](const std::string& name) {
+    return static_cast<int64_t>(std::find(families.begin(), families.end(), name) - families.begin());
+  };
   int64_t train_tokens = 0;
   for (const auto& it : splits.train) {
+    cue_family.push_back(family_of(it.cue.empty() ? it.task : it.cue));
+    answer_weight.push_back(it.cue.empty() || it.cue == it.task ? 1.0f : 0.0f);
     auto ids = encode(render_prompt(it));
     std::vector<int64_t> seq(ids.begin(), ids.end());
     seq.push_back(letters[it.answer]);
@@ -179,6 +185,16 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
   for (const auto& s : sequences)
     if (static_cast<int>(s.size()) > config.max_position_embeddings)
       throw Error("", "max_position_embeddings", "a training sequence is longer than the model's context");
+  if (o.routing_loss_weight > 0 && config.num_experts < 2 * static_cast<int>(families.size()))
+    throw Error("", "num_experts", fmt::format("routing supervision needs two experts per family ({})", 2 * families.size()));
+  // Target router distribution per family [F, E]: the family's pair of experts, the rest spread.
+  const int64_t F = static_cast<int64_t>(families.size());
+  auto routing_target = torch::full({F, config.num_experts},
+                                    (1.0 - o.routing_target_mass) / (config.num_experts - 2), torch::kFloat32);
+  for (int64_t f = 0; f < F; ++f) {
+    routing_target[f][2 * f] = o.routing_target_mass / 2;
+    routing_target[f][2 * f + 1] = o.routing_target_mass / 2;
+  }
   OlmoeTrainModel model(config, o.seed);
   std::vector<torch::Tensor> decayed, plain;
   for (const auto& [name, t] : model.named_parameters()) (t.dim() >= 2 ? decayed : plain).push_back(t);
@@ -203,10 +219,11 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
   std::size_t cursor = 0;
   const auto train_start = Clock::now();
   int64_t tokens_seen = 0;
-  double window_loss = 0, window_text = 0, window_answer = 0, window_aux = 0;
+  double window_loss = 0, window_text = 0, window_answer = 0, window_aux = 0, window_route = 0;
   int window = 0;
   for (int step = 1; step <= o.steps; ++step) {
     std::vector<const std::vector<int64_t>*> batch;
+    std::vector<std::size_t> batch_index;
     while (static_cast<int>(batch.size()) < o.batch_size) {
       if (cursor == order.size()) {
         order.resize(sequences.size());
@@ -214,6 +231,7 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
         order_rng.shuffle(order);
         cursor = 0;
       }
+      batch_index.push_back(order[cursor]);
       batch.push_back(&sequences[order[cursor++]]);
     }
     auto [inputs, lengths] = pad_batch(batch, 1);
@@ -228,7 +246,8 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
         const auto& s = *batch[b];
         for (std::size_t t = 0; t + 1 < s.size(); ++t) {
           ta[b][t] = s[t + 1];
-          (t + 2 == s.size() ? am : tm)[b][t] = 1.0f;
+          if (t + 2 == s.size()) am[b][t] = answer_weight[batch_index[b]];
+          else tm[b][t] = 1.0f;
         }
         tokens_seen += static_cast<int64_t>(s.size());
       }
@@ -247,7 +266,21 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
     auto nll = -torch::log_softmax(out.logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);
     auto text_loss = (nll * text_mask).sum() / text_mask.sum().clamp_min(1);
     auto answer_loss = (nll * answer_mask).sum() / answer_mask.sum().clamp_min(1);
-    auto loss = text_loss + o.answer_loss_weight * answer_loss + config.router_aux_loss_coef * out.aux_loss;
+    // Routing at the answer position (the last input token): KL(target of the cue's family || router),
+    // summed over the MoE layers, averaged over the batch.
+    auto routing_loss = torch::zeros({});
+    if (o.routing_loss_weight > 0) {
+      std::vector<int64_t> fam;
+      for (auto i : batch_index) fam.push_back(cue_family[i]);
+      auto target = routing_target.index_select(0, torch::tensor(fam, torch::kLong));  // [B, E]
+      auto last = (lengths - 1).view({-1, 1, 1}).expand({-1, 1, config.num_experts});
+      for (const auto& p : out.router_probs) {
+        auto at_answer = p.gather(1, last).squeeze(1);  // [B, E]
+        routing_loss = routing_loss + (target * (target.log() - at_answer.clamp_min(1e-12).log())).sum(-1).mean();
+      }
+    }
+    auto loss = text_loss + o.answer_loss_weight * answer_loss + config.router_aux_loss_coef * out.aux_loss +
+                o.routing_loss_weight * routing_loss;
     optimizer.zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(model.parameters(), 1.0);
@@ -260,15 +293,16 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
     window_text += text_loss.item<double>();
     window_answer += answer_loss.item<double>();
     window_aux += out.aux_loss.item<double>();
+    window_route += routing_loss.item<double>();
     ++window;
     if (step % o.log_every == 0 || step == o.steps) {
       const double elapsed = seconds_since(train_start);
-      log(fmt::format("step {}/{}  loss {:.4f} (text {:.4f}, answer {:.4f}, aux {:.4f})  lr {:.2e}  {:.0f} tokens/s  "
-                      "elapsed {}  left {}",
+      log(fmt::format("step {}/{}  loss {:.4f} (text {:.4f}, answer {:.4f}, aux {:.4f}, routing {:.4f})  lr {:.2e}  "
+                      "{:.0f} tokens/s  elapsed {}  left {}",
                       step, o.steps, window_loss / window, window_text / window, window_answer / window,
-                      window_aux / window, lr, tokens_seen / elapsed, duration_text(elapsed),
+                      window_aux / window, window_route / window, lr, tokens_seen / elapsed, duration_text(elapsed),
                       duration_text(elapsed / step * (o.steps - step))));
-      window_loss = window_text = window_answer = window_aux = 0;
+      window_loss = window_text = window_answer = window_aux = window_route = 0;
       window = 0;
     }
     if (o.eval_every > 0 && step % o.eval_every == 0 && step != o.steps)
@@ -281,7 +315,9 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
   // 5. Evaluation in the letter protocol, then save.
   result.test = evaluate(model, encode, splits.test, letters);
   result.reference = evaluate(model, encode, splits.reference, letters);
+  result.test_shifted = evaluate(model, encode, splits.test_shifted, letters);
   log("test: " + evaluation_text(result.test));
+  log("test, shifted: " + evaluation_text(result.test_shifted));
   log("reference: " + evaluation_text(result.reference));
   model.save(o.out_dir);
   result.seconds = seconds_since(t0);
@@ -292,11 +328,14 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
                        {"batch_size", o.batch_size},
                        {"learning_rate", o.learning_rate},
                        {"answer_loss_weight", o.answer_loss_weight},
+                       {"routing_loss_weight", o.routing_loss_weight},
+                       {"routing_target_mass", o.routing_target_mass},
                        {"train_items", splits.train.size()},
                        {"train_tokens_per_epoch", train_tokens},
                        {"final_train_loss", result.final_train_loss},
                        {"seconds", result.seconds},
                        {"test", evaluation_json(result.test)},
+                       {"test_shifted", evaluation_json(result.test_shifted)},
                        {"reference", evaluation_json(result.reference)}});
   log(fmt::format("saved to {} ({} in all; final train loss {:.4f})", o.out_dir, duration_text(result.seconds),
                   result.final_train_loss));

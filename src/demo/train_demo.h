@@ -28,6 +28,11 @@ struct TrainDemoOptions {
   int warmup_steps = 50;
   double weight_decay = 0.01;
   double answer_loss_weight = 3.0;  // see train_demo.cpp: loss = text CE + weight * answer CE
+  // Routing supervision at the answer position (docs/method.md section 11): weight of
+  // KL(target || router) summed over the MoE layers; the target puts `routing_target_mass` on the
+  // two experts of the cue's family (2f, 2f+1) and spreads the rest over the others.
+  double routing_loss_weight = 1.0;
+  double routing_target_mass = 0.7;
   int log_every = 25;
   int eval_every = 250;  // test-split accuracy in the progress log (0: only at the end)
   SplitSizes sizes;
@@ -55,7 +60,7 @@ struct TrainDemoResult {
   std::vector<double> step_losses;  // total loss per step
   double final_train_loss = 0;      // mean total loss over the last 10% of steps
   double seconds = 0;
-  Evaluation test, reference;
+  Evaluation test, reference, test_shifted;
   int64_t train_tokens = 0;
 };
 

@@ -54,7 +54,7 @@ TEST(DemoEngineAgreement, FreshlyTrainedTinyModel) {
   o.model.hidden_size = 32;
   o.model.intermediate_size = 24;
   o.model.num_hidden_layers = 2;
-  o.model.num_experts = 6;
+  o.model.num_experts = 10;
   train_demo(o);
   EXPECT_LT(max_logit_difference(dir, 40), 1e-4);
   std::filesystem::remove_all(dir);

@@ -37,41 +37,64 @@ TEST(DemoData, DevIsCarvedFromReferenceBalancedAndDisjoint) {
   const auto d = demo_data(3, small(), 20);
   ASSERT_EQ(d.dev.size(), 100u);
   EXPECT_EQ(d.reference.size() + d.dev.size(), s.reference.size());
-  EXPECT_EQ(dump(d.test), dump(s.test));
-  EXPECT_EQ(dump(d.train), dump(s.train));
+  ASSERT_EQ(d.test.size(), s.test.size());
+  ASSERT_EQ(d.train.size(), s.train.size());
   std::map<std::string, int> per_family;
   for (const auto& it : d.dev) ++per_family[it.task];
   for (const auto& f : task_families()) EXPECT_EQ(per_family[f], 20) << f;
-  std::set<std::string> keys;
+  // Without their cues, reference, dev and test items are the generated ones, each once.
+  auto plain = [](McItem it) {
+    const auto colon = it.question.find(": ");
+    it.question = it.question.substr(colon + 2);
+    return identity_key(it);
+  };
+  std::set<std::string> generated, keys;
+  for (const auto* split : {&s.reference, &s.test})
+    for (const auto& it : *split) generated.insert(identity_key(it));
   for (const auto* split : {&d.reference, &d.dev, &d.test})
-    for (const auto& it : *split) EXPECT_TRUE(keys.insert(identity_key(it)).second) << it.id;
-  std::set<std::string> ids;
-  for (const auto& it : d.dev) EXPECT_TRUE(ids.insert(it.id).second) << it.id;
+    for (const auto& it : *split) {
+      EXPECT_TRUE(keys.insert(plain(it)).second) << it.id;
+      EXPECT_TRUE(generated.count(plain(it))) << it.id;
+    }
+  for (const auto* split : {&d.reference, &d.dev, &d.test})
+    for (std::size_t i = 0; i < split->size(); ++i) EXPECT_EQ((*split)[i].cue, (*split)[i].task);
+  EXPECT_EQ(d.dev[7].id, "dev-7");
+  EXPECT_EQ(d.reference[7].id, "reference-7");
 }
 
-TEST(DemoData, ShiftedItemsCarryAnotherFamilysQuestionFirst) {
+TEST(DemoData, CuesStartTheQuestionAndShiftedItemsCarryAnotherFamilysCue) {
   const auto d = demo_data(3, small(), 20);
+  const auto& families = task_families();
+  auto cue_of = [&](const std::string& f) {
+    return family_cues()[static_cast<std::size_t>(std::find(families.begin(), families.end(), f) - families.begin())];
+  };
   for (const auto& [plain, shifted] : {std::pair{&d.test, &d.test_shifted}, {&d.dev, &d.dev_shifted}}) {
     ASSERT_EQ(plain->size(), shifted->size());
-    std::map<std::string, std::string> family_of_question;
-    for (const auto& it : *plain) family_of_question[it.question] = it.task;
+    std::map<std::string, int> cue_counts;
     for (std::size_t i = 0; i < plain->size(); ++i) {
       const auto& a = (*plain)[i];
       const auto& b = (*shifted)[i];
-      EXPECT_EQ(a.id, b.id);
       EXPECT_EQ(a.task, b.task);
       EXPECT_EQ(a.choices, b.choices);
       EXPECT_EQ(a.answer, b.answer);
-      ASSERT_GT(b.question.size(), a.question.size() + 1);
-      const auto cut = b.question.size() - a.question.size();
-      EXPECT_EQ(b.question.substr(cut), a.question);
-      const auto distractor = b.question.substr(0, cut - 1);
-      ASSERT_TRUE(family_of_question.count(distractor)) << "distractor is a question of the same split: " << distractor;
-      EXPECT_NE(family_of_question[distractor], a.task) << b.question;
+      EXPECT_NE(b.cue, a.task);
+      EXPECT_EQ(a.question.rfind(cue_of(a.task) + " ", 0), 0u) << a.question;
+      EXPECT_EQ(b.question, cue_of(b.cue) + a.question.substr(cue_of(a.task).size())) << b.question;
+      ++cue_counts[b.cue];
     }
+    EXPECT_EQ(cue_counts.size(), families.size());  // every family's cue is used
   }
-  EXPECT_EQ(dump(with_distractors(d.test, 5)), dump(with_distractors(d.test, 5)));
-  EXPECT_NE(dump(with_distractors(d.test, 5)), dump(with_distractors(d.test, 6)));
+  // About swapped_share of the training items carry another family's cue.
+  int swapped = 0;
+  for (const auto& it : d.train) {
+    EXPECT_EQ(it.question.rfind(cue_of(it.cue) + " ", 0), 0u);
+    swapped += it.cue != it.task;
+  }
+  EXPECT_NEAR(static_cast<double>(swapped) / static_cast<double>(d.train.size()), 0.2, 0.03);
+  EXPECT_EQ(dump(with_other_cues(d.test, 5)), dump(with_other_cues(d.test, 5)));
+  EXPECT_NE(dump(with_other_cues(d.test, 5)), dump(with_other_cues(d.test, 6)));
+  // The cue survives a round trip through the file format.
+  EXPECT_EQ(item_from_json(item_to_json(d.test_shifted[3]), "x").cue, d.test_shifted[3].cue);
 }
 
 // The files shipped in models/demo/data are exactly what `c3po train-demo --data-only` writes.
@@ -82,6 +105,7 @@ TEST(DemoData, ShippedFilesAreTheGeneratorsOutput) {
     std::ifstream in(p, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
+  EXPECT_EQ(slurp(dir + "train.jsonl"), dump(d.train));
   EXPECT_EQ(slurp(dir + "reference.jsonl"), dump(d.reference));
   EXPECT_EQ(slurp(dir + "dev.jsonl"), dump(d.dev));
   EXPECT_EQ(slurp(dir + "dev-shifted.jsonl"), dump(d.dev_shifted));

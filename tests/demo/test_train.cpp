@@ -14,6 +14,7 @@
 #include "io/error.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
+#include "tokenizer/tokenizer.h"
 
 namespace c3po::demo {
 namespace {
@@ -26,7 +27,7 @@ OlmoeConfig tiny_config() {
   c.num_hidden_layers = 2;
   c.num_attention_heads = 4;
   c.num_key_value_heads = 4;
-  c.num_experts = 6;
+  c.num_experts = 10;  // two per family: the training's routing supervision needs them
   c.num_experts_per_tok = 2;
   return c;
 }
@@ -229,9 +230,13 @@ TEST_F(DemoTraining, LossGoesDown) {
   ASSERT_EQ(l.size(), 40u);
   const double first = (l[0] + l[1] + l[2]) / 3, last = (l[37] + l[38] + l[39]) / 3;
   EXPECT_LT(last, first - 1.0) << "first " << first << " last " << last;
-  // Untrained: text and answer cross-entropies start near ln(vocab), the aux loss near k = 2.
-  const double weight = tiny_options("").answer_loss_weight;
-  EXPECT_NEAR(l[0], (1 + weight) * std::log(320.0) + 0.01 * 2, 0.6 * (1 + weight));
+  // Untrained: text and answer cross-entropies start near ln(vocab), the aux loss near k = 2, the
+  // routing term near L * KL(target || uniform router).
+  const auto o = tiny_options("");
+  const double m = o.routing_target_mass, E = o.model.num_experts;
+  const double kl = m * std::log(m / 2 * E) + (1 - m) * std::log((1 - m) / (E - 2) * E);
+  const double routing = o.routing_loss_weight * o.model.num_hidden_layers * kl;
+  EXPECT_NEAR(l[0], (1 + o.answer_loss_weight) * std::log(320.0) + 0.01 * 2 + routing, 0.6 * (1 + o.answer_loss_weight));
 }
 
 TEST_F(DemoTraining, FolderHasTheHuggingFaceNamesAndShapes) {
@@ -281,6 +286,32 @@ TEST_F(DemoTraining, ReloadedFolderScoresLikeTheTrainedModel) {
   const auto ev = evaluate_folder(*dir_, items, {}, 1);
   EXPECT_EQ(ev.overall.total, result_->test.overall.total);
   EXPECT_EQ(ev.overall.correct, result_->test.overall.correct);
+}
+
+// The routing supervision of the shipped demo model works: at the answer position of its last MoE
+// layer the router gives the two experts of the cue's family most of its mass, and it follows the
+// cue when the cue is another family's (the shifted condition).
+TEST(ShippedDemoModel, RouterAtTheAnswerFollowsTheCue) {
+  const std::string dir = std::string(C3PO_SOURCE_DIR) + "/models/demo";
+  auto model = OlmoeTrainModel::load(dir);
+  auto tok = tokenizer::Tokenizer::load(dir + "/tokenizer.json");
+  const auto& families = task_families();
+  const int64_t E = model.config().num_experts;
+  for (const char* split : {"test", "test-shifted"}) {
+    const auto items = read_jsonl(dir + "/data/" + split + ".jsonl");
+    double mass = 0;
+    for (const auto& it : items) {
+      const auto ids32 = tok.encode(render_prompt(it));
+      auto tokens = torch::tensor(std::vector<int64_t>(ids32.begin(), ids32.end())).unsqueeze(0);
+      torch::NoGradGuard ng;
+      const auto out = model.forward(tokens, torch::tensor({tokens.size(1)}));
+      const int64_t f = std::find(families.begin(), families.end(), it.cue) - families.begin();
+      const auto p = out.router_probs.back()[0][tokens.size(1) - 1];
+      mass += (p[2 * f] + p[2 * f + 1]).item<double>();
+    }
+    mass /= static_cast<double>(items.size());
+    EXPECT_GT(mass, 0.5) << split << " (uniform: " << 2.0 / static_cast<double>(E) << ")";
+  }
 }
 
 TEST_F(DemoTraining, SameSeedSameModel) {
