@@ -53,7 +53,7 @@ torch::Tensor CandidatePools::mask(const ReferenceStore& store, const std::strin
 }
 
 std::vector<Neighbourhood> find_neighbours(const ReferenceStore& store, const torch::Tensor& queries,
-                                           const torch::Tensor& candidates, const std::vector<std::string>& self_ids,
+                                           const torch::Tensor& candidates, const std::vector<int64_t>& self_rows,
                                            const NeighbourOptions& opt, const KernelSpec& kernel) {
   if (queries.dim() != 2 || queries.size(1) != store.embedding_dim())
     throw Error(store.path(), "embeddings",
@@ -67,9 +67,9 @@ std::vector<Neighbourhood> find_neighbours(const ReferenceStore& store, const to
     auto& nb = out[q];
     auto row = sims[q].clone();
     auto allowed = cand.clone();
-    if (q < static_cast<int64_t>(self_ids.size()) && !self_ids[q].empty()) {
-      const int64_t self = store.find(self_ids[q]);
-      if (self >= 0 && allowed[self].item<bool>()) {
+    if (q < static_cast<int64_t>(self_rows.size()) && self_rows[q] >= 0) {
+      const int64_t self = self_rows[q];
+      if (self < store.size() && allowed[self].item<bool>()) {
         allowed[self] = false;
         nb.excluded_self = 1;
       }

@@ -41,9 +41,10 @@ class CandidatePools {
   std::map<std::string, std::vector<std::string>> pools_;
 };
 
-// queries [Q, D] (unit rows), candidate mask [N]; self_ids: per query the id to exclude ("" none).
+// queries [Q, D] (unit rows), candidate mask [N]; self_rows: per query the store row of the query
+// item itself, excluded (-1: none; ReferenceStore::find(dataset, id)).
 std::vector<Neighbourhood> find_neighbours(const ReferenceStore& store, const torch::Tensor& queries,
-                                           const torch::Tensor& candidates, const std::vector<std::string>& self_ids,
+                                           const torch::Tensor& candidates, const std::vector<int64_t>& self_rows,
                                            const NeighbourOptions& opt, const KernelSpec& kernel);
 
 }  // namespace c3po::remix

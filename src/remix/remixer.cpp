@@ -232,9 +232,7 @@ const Neighbourhood& RemixSession::neighbours(const eval::ItemContext& ctx) {
   }
   const auto& mask = pool_mask(ctx.item->task);
   // The test item itself is excluded when the store holds it (same id from the same dataset).
-  std::string self;
-  const int64_t found = store().find(ctx.item->id);
-  if (found >= 0 && store().source(found) == ctx.item->task) self = ctx.item->id;
+  const int64_t self = store().find(ctx.item->task, ctx.item->id);
   last_neighbours_ = find_neighbours(store(), query, mask, {self}, options_.neighbours, options_.kernel)[0];
   last_item_ = key;
   return last_neighbours_;

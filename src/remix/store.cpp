@@ -254,12 +254,12 @@ ReferenceItem ReferenceStore::item(int64_t i) const {
   }
 }
 
-int64_t ReferenceStore::find(const std::string& id) const {
+int64_t ReferenceStore::find(const std::string& source, const std::string& id) const {
   if (!id_index_) {
     id_index_ = std::make_unique<std::unordered_map<std::string, int64_t>>();
-    for (int64_t i = 0; i < size_; ++i) (*id_index_)[item(i).id] = i;
+    for (int64_t i = 0; i < size_; ++i) id_index_->emplace(this->source(i) + "\n" + item(i).id, i);
   }
-  auto it = id_index_->find(id);
+  auto it = id_index_->find(source + "\n" + id);
   return it == id_index_->end() ? -1 : it->second;
 }
 

@@ -100,8 +100,9 @@ class ReferenceStore {
   ReferenceItem item(int64_t i) const;
   const std::string& source(int64_t i) const;  // cheap: no item parse
   const torch::Tensor& source_index() const { return source_; }  // [N] i32 into datasets()
-  // Index of an item id, or -1.
-  int64_t find(const std::string& id) const;
+  // Index of the item with this id from this dataset (its source), or -1. Ids are unique only
+  // within a dataset: two datasets may both have an item "17".
+  int64_t find(const std::string& source, const std::string& id) const;
 
  private:
   std::string path_;
@@ -112,7 +113,7 @@ class ReferenceStore {
   int64_t size_ = 0;
   torch::Tensor embeddings_, pathways_, gold_, base_loss_, correct_, source_, item_offsets_;
   const char* item_bytes_ = nullptr;
-  mutable std::unique_ptr<std::unordered_map<std::string, int64_t>> id_index_;
+  mutable std::unique_ptr<std::unordered_map<std::string, int64_t>> id_index_;  // "source\nid" -> row
 };
 
 // 64-bit checksum of a byte range (not cryptographic: it detects corruption and truncation).

@@ -76,8 +76,9 @@ TEST(ReferenceStore, RoundTripsExactly) {
     EXPECT_FLOAT_EQ(s.base_loss()[i].item<float>(), rows.base_loss[i]);
     EXPECT_EQ(s.correct(i), rows.correct[i] != 0);
   }
-  EXPECT_EQ(s.find("ref-3"), 3);
-  EXPECT_EQ(s.find("nope"), -1);
+  EXPECT_EQ(s.find("sciq", "ref-3"), 3);
+  EXPECT_EQ(s.find("openbookqa", "ref-3"), -1);
+  EXPECT_EQ(s.find("sciq", "nope"), -1);
 }
 
 TEST(ReferenceStore, HalfPathwaysAreTheFp16Rounding) {
@@ -141,7 +142,7 @@ TEST(Neighbours, KnnLeakageGuardSelfAndWeights) {
   auto all = torch::ones({5}, torch::kBool);
   NeighbourOptions o;  // k = 3, guard 0.95
   KernelSpec g;        // Gaussian 0.5
-  auto nb = find_neighbours(s, at_angle(0).unsqueeze(0), all, {"test-item"}, o, g)[0];
+  auto nb = find_neighbours(s, at_angle(0).unsqueeze(0), all, {s.find("a", "test-item")}, o, g)[0];
   EXPECT_EQ(nb.excluded_self, 1);
   EXPECT_EQ(nb.excluded_leakage, 1);
   ASSERT_EQ(nb.members.size(), 3u);
@@ -156,11 +157,35 @@ TEST(Neighbours, KnnLeakageGuardSelfAndWeights) {
   }
   // Epsilon ball: distance 1 - cos <= 0.4 keeps cos(0.5)=0.878 and cos(0.8)=0.697 only.
   o.epsilon = 0.4;
-  nb = find_neighbours(s, at_angle(0).unsqueeze(0), all, {"test-item"}, o, g)[0];
+  nb = find_neighbours(s, at_angle(0).unsqueeze(0), all, {s.find("a", "test-item")}, o, g)[0];
   ASSERT_EQ(nb.members.size(), 2u);
   // A cap on how many are used.
   o.max_neighbours = 1;
-  EXPECT_EQ(find_neighbours(s, at_angle(0).unsqueeze(0), all, {""}, o, g)[0].members.size(), 1u);
+  EXPECT_EQ(find_neighbours(s, at_angle(0).unsqueeze(0), all, {-1}, o, g)[0].members.size(), 1u);
+}
+
+// Ids are unique per dataset only: the item "7" of dataset b must not hide (or be taken for) the
+// item "7" of dataset a.
+TEST(Neighbours, SelfIsFoundByDatasetAndId) {
+  const auto path = temp_path("selfid.store");
+  auto rows = rows_at({0.0, 0.1, 0.5, 0.8}, {"b", "a", "a", "a"});
+  rows.correct = {1, 1, 1, 1};
+  rows.items[0].id = "7";  // b's 7 comes first
+  rows.items[1].id = "7";  // a's 7: the test item itself
+  ReferenceStore::write(path, kId, {4, 4, 0, 0}, {"a", "b"}, rows);
+  auto s = ReferenceStore::open(path);
+  EXPECT_EQ(s.find("b", "7"), 0);
+  EXPECT_EQ(s.find("a", "7"), 1);
+  EXPECT_EQ(s.find("c", "7"), -1);
+  NeighbourOptions o;
+  o.leakage_guard = 1.01;  // only the self exclusion removes anything
+  o.k = 4;
+  auto nb = find_neighbours(s, at_angle(0).unsqueeze(0), torch::ones({4}, torch::kBool), {s.find("a", "7")}, o,
+                            KernelSpec{})[0];
+  EXPECT_EQ(nb.excluded_self, 1);
+  ASSERT_EQ(nb.members.size(), 3u);
+  for (const auto& m : nb.members) EXPECT_NE(m.index, 1);
+  EXPECT_EQ(nb.members[0].index, 0);  // b's 7 stays a neighbour
 }
 
 TEST(Neighbours, CandidatePoolsAndIncorrectReferences) {
