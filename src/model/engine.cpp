@@ -228,11 +228,17 @@ void ModelImpl::load(WeightLoader& w) {
     f.add(name);
     f.add(t.sizes().data(), t.dim() * sizeof(int64_t));
     f.add(std::string(c10::toString(t.scalar_type())));
+    // Tensors up to 1 MiB are hashed whole; larger ones in 64 windows of 64 bytes spread evenly
+    // from the first byte to the last (a full read would page in every weight of a 13 GB model at
+    // load; the windows touch at most 64 pages per tensor).
     const auto* bytes = static_cast<const unsigned char*>(t.data_ptr());
-    std::size_t nb = t.nbytes(), sample = std::min<std::size_t>(32, nb);
-    f.add(bytes, sample);
-    f.add(bytes + nb / 2 - std::min(nb / 2, sample / 2), sample / 2);
-    f.add(bytes + nb - sample, sample);
+    const std::size_t nb = t.nbytes();
+    if (nb <= (std::size_t{1} << 20)) {
+      f.add(bytes, nb);
+    } else {
+      constexpr std::size_t kWindows = 64, kWindow = 64;
+      for (std::size_t i = 0; i < kWindows; ++i) f.add(bytes + (nb - kWindow) * i / (kWindows - 1), kWindow);
+    }
     if (!(c.tie_word_embeddings && name == spec.embed)) weight_bytes += nb;
     params += t.numel();
   }
@@ -658,6 +664,10 @@ torch::Tensor MoeModel::tail(const std::vector<const PrefixState*>& states, cons
       throw Error("", "prefix_state", "states of one tail batch must all start at the same MoE layer");
     if (s.tokens < 1 || s.hidden.dim() != 2 || s.hidden.size(0) != s.tokens)
       throw Error("", "prefix_state", fmt::format("state {} holds no hidden state per re-run token", i));
+    if (M.cfg.max_position_embeddings > 0 && s.position + s.tokens > M.cfg.max_position_embeddings)
+      throw Error("", "prefix_state",
+                  fmt::format("state {} reaches position {}, past max_position_embeddings {}", i, s.position + s.tokens,
+                              M.cfg.max_position_embeddings));
     for (const auto& lo : route.layers) {
       const int64_t length = s.position + s.tokens;
       const int64_t from = lo.tokens == kAllTokens ? 0 : std::max<int64_t>(0, length - lo.tokens);
@@ -839,6 +849,11 @@ torch::Tensor MoeModel::decode(KvCache& cache, const std::vector<int64_t>& token
   M.check_ids(tokens, "decode");
   torch::NoGradGuard no_grad;
   const int64_t n = static_cast<int64_t>(tokens.size());
+  // Positions past the context length have no trained RoPE phase: refuse instead of answering.
+  if (M.cfg.max_position_embeddings > 0 && cache.length + n > M.cfg.max_position_embeddings)
+    throw Error("", "decode",
+                fmt::format("{} cached + {} new tokens exceed max_position_embeddings {}", cache.length, n,
+                            M.cfg.max_position_embeddings));
   if (cache.keys.empty()) {
     cache.keys.resize(M.cfg.num_layers);
     cache.values.resize(M.cfg.num_layers);

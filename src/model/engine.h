@@ -153,7 +153,8 @@ class MoeModel {
   int num_moe_layers() const;
   int num_experts() const;
   int top_k() const;
-  // Stable hash of config + tensor names/shapes/dtypes + a sample of weight bytes.
+  // Stable hash of config + tensor names/shapes/dtypes + weight bytes (whole tensors up to 1 MiB,
+  // 64 evenly spread windows of larger ones).
   std::string fingerprint() const;
   std::size_t weight_bytes() const;      // bytes of the weights as used for compute
   int64_t parameter_count() const;       // all parameters

@@ -4,8 +4,14 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <random>
 
 #include "io/error.h"
+#include "io/json_file.h"
+#include "model/config.h"
 #include "model/engine.h"
 #include "test_util.h"
 
@@ -46,6 +52,82 @@ TEST(BrokenCheckpoint, IntactCopyLoads) {
   broken_copy("olmoe", tmp.path, [](auto&) {});
   EXPECT_EQ(MoeModel::load(tmp.path.string(), Dtype::F32)->fingerprint(),
             MoeModel::load(model_dir("olmoe"), Dtype::F32)->fingerprint());
+}
+
+// A store built on one model must not be accepted for another: changing any single weight of the
+// tiny checkpoints (every tensor under 1 MiB is hashed whole) changes the fingerprint.
+TEST(Fingerprint, ChangesWhenAnyOneWeightChanges) {
+  const auto base = MoeModel::load(model_dir("olmoe"), Dtype::F32)->fingerprint();
+  std::mt19937_64 rng(17);
+  io::SafetensorsFile src(model_dir("olmoe") + "/model.safetensors");
+  for (int trial = 0; trial < 12; ++trial) {
+    const auto& victim = src.tensors()[rng() % src.tensors().size()];
+    const std::size_t element = rng() % (victim.nbytes / 4);
+    TempDir tmp;
+    std::vector<unsigned char> changed;
+    broken_copy("olmoe", tmp.path, [&](std::vector<io::TensorData>& tensors) {
+      for (auto& t : tensors)
+        if (t.name == victim.name) {
+          changed.assign(static_cast<const unsigned char*>(t.data), static_cast<const unsigned char*>(t.data) + t.nbytes);
+          float v;
+          std::memcpy(&v, changed.data() + 4 * element, 4);
+          v = std::nextafter(v, 1e30f);  // the smallest possible change
+          std::memcpy(changed.data() + 4 * element, &v, 4);
+          t.data = changed.data();
+        }
+    });
+    EXPECT_NE(MoeModel::load(tmp.path.string(), Dtype::F32)->fingerprint(), base)
+        << victim.name << " element " << element;
+  }
+}
+
+// Above 1 MiB a tensor is sampled in 64 windows that include its first and last bytes: the tiny
+// OLMoE with a 5000-token vocabulary has 1.2 MiB embedding and LM-head matrices.
+TEST(Fingerprint, LargeTensorsAreSampledFromFirstToLastByte) {
+  auto json = io::read_json_file(model_dir("olmoe") + "/config.json");
+  json["vocab_size"] = 5000;
+  const auto config = parse_config("config.json", json.dump());
+  io::SafetensorsFile src(model_dir("olmoe") + "/model.safetensors");
+  std::map<std::string, torch::Tensor> tensors;
+  torch::manual_seed(3);
+  for (const auto& t : src.tensors()) {
+    auto shape = t.shape;
+    if (t.name == "lm_head.weight" || t.name == "model.embed_tokens.weight") shape[0] = 5000;
+    tensors[t.name] = torch::randn(shape) * 0.02;
+  }
+  const auto fp = [&](const std::map<std::string, torch::Tensor>& t) {
+    return MoeModel::from_tensors(config, t, Dtype::F32)->fingerprint();
+  };
+  const auto base = fp(tensors);
+  for (const auto& name : {std::string("lm_head.weight"), std::string("model.embed_tokens.weight")}) {
+    ASSERT_GT(tensors[name].nbytes(), std::size_t{1} << 20);
+    for (int64_t at : {int64_t{0}, tensors[name].numel() - 1}) {
+      auto changed = tensors;
+      changed[name] = tensors[name].clone();
+      changed[name].view({-1})[at] += 1e-3f;
+      EXPECT_NE(fp(changed), base) << name << " element " << at;
+    }
+  }
+}
+
+// Decoding past max_position_embeddings (256 for the tiny OLMoE) is a clear error, never positions
+// the model was not trained for.
+TEST(ContextLength, DecodeAndGenerateStopAtTheModelsLength) {
+  auto m = MoeModel::load(model_dir("olmoe"), Dtype::F32);
+  const int64_t max = m->config().max_position_embeddings;
+  ASSERT_EQ(max, 256);
+  std::vector<int64_t> prompt(static_cast<std::size_t>(max - 2), 7);
+  try {
+    m->generate(prompt, 10);  // needs 256 + 8 positions
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_position_embeddings"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(m->generate(prompt, 3).size(), 3u);  // 254 + 2 decoded = 256 positions: fine
+  KvCache cache;
+  m->decode(cache, prompt);
+  m->decode(cache, {1, 2});
+  EXPECT_THROW(m->decode(cache, {3}), Error);
 }
 
 TEST(BrokenCheckpoint, MissingTensor) {
