@@ -6,6 +6,7 @@
 #include <queue>
 #include <unordered_map>
 
+#include "io/error.h"
 #include "tokenizer/components.h"
 #include "tokenizer/unicode.h"
 
@@ -147,7 +148,7 @@ class Bpe final : public Model {
 
   std::int32_t unk_id() const {
     const auto id = vocab_.find(*options_.unk_token);
-    if (!id) throw std::runtime_error("BPE unk_token \"" + *options_.unk_token + "\" is not in the vocabulary");
+    if (!id) throw Error("tokenizer.json", "model.unk_token", "BPE unk_token \"" + *options_.unk_token + "\" is not in the vocabulary");
     return *id;
   }
 
@@ -332,7 +333,7 @@ class WordPiece final : public Model {
  private:
   std::int32_t unk_id() const {
     const auto id = vocab_.find(unk_);
-    if (!id) throw std::runtime_error("WordPiece unk_token \"" + unk_ + "\" is not in the vocabulary");
+    if (!id) throw Error("tokenizer.json", "model.unk_token", "WordPiece unk_token \"" + unk_ + "\" is not in the vocabulary");
     return *id;
   }
   VocabTable vocab_;
@@ -349,7 +350,7 @@ class WordLevel final : public Model {
       return;
     }
     const auto unk = vocab_.find(unk_);
-    if (!unk) throw std::runtime_error("WordLevel: \"" + std::string(word) + "\" and unk_token are not in the vocabulary");
+    if (!unk) throw Error("tokenizer.json", "model.unk_token", "WordLevel: \"" + std::string(word) + "\" and unk_token are not in the vocabulary");
     ids.push_back(*unk);
   }
   std::optional<std::int32_t> token_to_id(std::string_view token) const override { return vocab_.find(token); }

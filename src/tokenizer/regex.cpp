@@ -1,5 +1,7 @@
 #include "tokenizer/regex.h"
 
+#include "io/error.h"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -152,7 +154,7 @@ std::vector<std::pair<std::size_t, std::size_t>> Regex::find_all(std::string_vie
     if (rc < 0) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(rc, message, sizeof message);
-      throw std::runtime_error(std::string("regex match failed: ") + reinterpret_cast<const char*>(message));
+      throw Error("tokenizer.json", "pre_tokenizer regex", std::string("match failed: ") + reinterpret_cast<const char*>(message));
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data.get());
     const std::size_t start = ov[0], end = ov[1];

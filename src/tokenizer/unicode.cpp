@@ -1,5 +1,7 @@
 #include "tokenizer/unicode.h"
 
+#include "io/error.h"
+
 #include <utf8proc.h>
 
 #include <cstdlib>
@@ -165,7 +167,7 @@ std::string normalize(std::string_view s, Form form) {
   const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
                               static_cast<utf8proc_ssize_t>(s.size()), &out,
                               static_cast<utf8proc_option_t>(options));
-  if (n < 0) throw std::runtime_error(std::string("unicode normalization failed: ") + utf8proc_errmsg(n));
+  if (n < 0) throw Error("", "text", std::string("unicode normalization failed: ") + utf8proc_errmsg(n));
   std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owner(out, &std::free);
   return std::string(reinterpret_cast<const char*>(out), static_cast<std::size_t>(n));
 }
