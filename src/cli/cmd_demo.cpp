@@ -16,8 +16,9 @@ void add_demo_commands(CLI::App& app, Action& action) {
       ->required();
   cmd->add_option("--seed", options->seed, "seed for tasks, initialisation and batch order")->capture_default_str();
   cmd->add_option("--steps", options->steps, "optimiser steps")->capture_default_str()->check(CLI::Range(1, 100000000));
-  cmd->add_option("--threads", options->threads, "LibTorch threads (the model depends on it)")
-      ->capture_default_str()
+  auto* own_threads = cmd->add_option("--threads", options->threads,
+                                      "LibTorch threads (the model depends on it; c3po --threads N train-demo works too)");
+  own_threads->capture_default_str()
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--lr", options->learning_rate, "peak learning rate (cosine decay after warm-up)")
       ->capture_default_str()
@@ -40,7 +41,11 @@ void add_demo_commands(CLI::App& app, Action& action) {
   cmd->add_option("--eval-every", options->eval_every, "test accuracy in the log every N steps (0: only at the end)")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000000));
-  cmd->callback([&action, options] {
+  cmd->callback([&action, options, cmd, own_threads] {
+    // The global --threads (given before or after the subcommand name) counts when train-demo's own
+    // was not given.
+    const auto* global = cmd->get_parent() ? cmd->get_parent()->get_option_no_throw("--threads") : nullptr;
+    if (own_threads->count() == 0 && global && global->count() > 0) options->threads = global->as<int>();
     action = [options] {
       options->log = [](const std::string& line) {
         fmt::print("{}\n", line);

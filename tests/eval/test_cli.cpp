@@ -114,4 +114,24 @@ TEST(EvalCli, BadOptionsAreClearErrors) {
 }
 
 }  // namespace
+// `c3po demo`: both conditions in the table, and the reference store reused only when it was built
+// with the same settings (a store built from 60 references is not taken for the full one).
+TEST(DemoCli, RunsBothConditionsAndReusesOnlyAnEqualStore) {
+  const std::string out = test::make_temp_dir("demo") + "/demo";
+  const std::string common = "demo --limit 3 --method base,ngd --steps 1 --out " + out;
+  auto r = run_c3po(common + " --reference-limit 60");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("building the reference store"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("## in-distribution"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("## shifted"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Accuracy after each NGD step"), std::string::npos) << r.out;
+  r = run_c3po(common + " --reference-limit 60");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("reusing"), std::string::npos) << r.err;
+  r = run_c3po(common + " --reference-limit 80");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("building the reference store"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("reusing"), std::string::npos) << r.err;
+}
+
 }  // namespace c3po::eval
