@@ -128,7 +128,7 @@ std::vector<int64_t> neighbour_indices(const eval::ItemContext& ctx) {
 
 int64_t prompt_tokens(int64_t store_index) {
   const auto item = remix::to_mc_item(world->store->item(store_index));
-  return static_cast<int64_t>(eval::encode_letter_request(*world->tok, item).ids.size());
+  return static_cast<int64_t>(eval::encode_letter_request(*world->tok, item, 0).ids.size());
 }
 
 struct Totals {
@@ -255,7 +255,7 @@ int main(int argc, char** argv) {
   auto test = data::read_task("arc_challenge", kArc, "test").items;
   test.resize(std::min<std::size_t>(test.size(), static_cast<std::size_t>(n_items)));
   w.items = std::move(test);
-  for (const auto& item : w.items) w.reqs.push_back(eval::encode_letter_request(*w.tok, item));
+  for (const auto& item : w.items) w.reqs.push_back(eval::encode_letter_request(*w.tok, item, 0));
   std::fprintf(stderr,
                "threads %d, %lld distinct layers, weights %.2f GiB, %lld references, %zu items, setup %.1f s, "
                "VmHWM %.2f GiB\n",

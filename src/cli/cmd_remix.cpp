@@ -113,7 +113,7 @@ int run_remix(RemixArgs& a) {
   item.choices = a.choices;
   item.context = a.context;
   item.gold = a.answer >= 0 ? a.answer : 0;
-  const auto req = eval::encode_letter_request(tok, item);
+  const auto req = eval::encode_letter_request(tok, item, eval::context_length(model->config().max_position_embeddings));
   model::ForwardOptions fo;
   session->prepare(fo);
   fo.vocab_rows = req.letter_ids;

@@ -29,7 +29,7 @@ int dump_prompts(const EvalSettings& s, std::size_t n) {
       const auto& item = tasks[t].items[i];
       fmt::print("=== {} #{} id={} gold={}\n", item.task, i, item.id, item.gold);
       if (s.protocol == Protocol::Letter) {
-        const LetterRequest r = encode_letter_request(tok, item);
+        const LetterRequest r = encode_letter_request(tok, item, 0);  // shown whole
         std::string letters;
         const auto names = data::answer_letters(item.choices.size());
         for (std::size_t k = 0; k < names.size(); ++k)

@@ -268,7 +268,7 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
 
   if (settings.protocol == Protocol::Letter) {
     // Tokenise everything first: a letter that is not one token stops the run before any compute.
-    const std::size_t max_tokens = static_cast<std::size_t>(std::max<int64_t>(0, model.config().max_position_embeddings));
+    const std::size_t max_tokens = context_length(model.config().max_position_embeddings);
     std::vector<std::vector<std::optional<LetterRequest>>> reqs(tasks.size());
     std::vector<Pending> pending;
     for (std::size_t t = 0; t < tasks.size(); ++t) {

@@ -58,6 +58,10 @@ LetterRequest encode_letter_request(const tokenizer::Tokenizer& tok, const data:
   return r;
 }
 
+std::size_t context_length(int64_t max_position_embeddings) {
+  return static_cast<std::size_t>(std::max<int64_t>(0, max_position_embeddings));
+}
+
 LoglikRequests encode_loglik_item(const tokenizer::Tokenizer& tok, const data::McItem& item,
                                   std::optional<int64_t> prefix_token,
                                   const std::vector<data::McItem>& demonstrations) {

@@ -24,10 +24,15 @@ struct LetterRequest {
 std::vector<int64_t> letter_token_ids(const tokenizer::Tokenizer& tok, const std::string& prompt,
                                       std::size_t n_choices, const std::string& where);
 
-// max_tokens > 0: keep only the last max_tokens ids (the model's context length). `preamble` is
-// text put before the item's prompt (in-context demonstrations, each ending in "\n\n").
-LetterRequest encode_letter_request(const tokenizer::Tokenizer& tok, const data::McItem& item,
-                                    std::size_t max_tokens = 0, const std::string& preamble = "");
+// The one way every command turns an item into its letter prompt. max_tokens > 0: keep only the
+// last max_tokens ids (pass the model's context length, context_length(config); as lm-eval
+// truncates), so that a prompt eval accepts is accepted everywhere. `preamble` is text put before
+// the item's prompt (in-context demonstrations, each ending in "\n\n").
+LetterRequest encode_letter_request(const tokenizer::Tokenizer& tok, const data::McItem& item, std::size_t max_tokens,
+                                    const std::string& preamble = "");
+
+// max_position_embeddings, or 0 (no limit) when the config does not give it.
+std::size_t context_length(int64_t max_position_embeddings);
 
 // One lm-eval request as tokens: the model reads context + continuation[:-1] and is scored on
 // every continuation token.

@@ -110,7 +110,7 @@ BuildReport build_reference_store(const model::MoeModel& model, const tokenizer:
     std::vector<std::vector<int64_t>> prompts;
     std::set<int64_t> letter_set;
     for (std::size_t i = b; i < e; ++i) {
-      reqs.push_back(eval::encode_letter_request(tok, items[i]));
+      reqs.push_back(eval::encode_letter_request(tok, items[i], eval::context_length(model.config().max_position_embeddings)));
       prompts.push_back(reqs.back().ids);
       letter_set.insert(reqs.back().letter_ids.begin(), reqs.back().letter_ids.end());
     }

@@ -34,9 +34,8 @@ eval::MethodOutcome IclMethod::run(const eval::ItemContext& ctx) {
   nlohmann::json details = nlohmann::json::object();
   std::string preamble;
   for (const auto& shot : demonstrations(ctx, details)) preamble += data::render_letter_demonstration(shot) + "\n\n";
-  const std::size_t max_tokens =
-      static_cast<std::size_t>(std::max<int64_t>(0, model.config().max_position_embeddings));
-  const auto req = eval::encode_letter_request(S.tokenizer(), *ctx.item, max_tokens, preamble);
+  const auto req = eval::encode_letter_request(S.tokenizer(), *ctx.item,
+                                               eval::context_length(model.config().max_position_embeddings), preamble);
   model::ForwardOptions fo;
   fo.vocab_rows = req.letter_ids;
   const auto logits = model.forward({req.ids}, fo).logits[0].to(torch::kDouble);
@@ -67,8 +66,8 @@ eval::MethodOutcome IclMethod::run_loglik(const eval::LoglikContext& lctx) {
   eval::ItemContext ctx;
   ctx.item = lctx.item;
   if (S.embedder().from_model()) {
-    const std::size_t max_tokens = static_cast<std::size_t>(std::max<int64_t>(0, cfg.max_position_embeddings));
-    const auto req = eval::encode_letter_request(S.tokenizer(), *lctx.item, max_tokens);
+    const auto req =
+        eval::encode_letter_request(S.tokenizer(), *lctx.item, eval::context_length(cfg.max_position_embeddings));
     model::ForwardOptions fo;
     fo.embed_layer = S.embedder().model_layer();
     fo.vocab_rows = req.letter_ids;

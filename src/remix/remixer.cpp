@@ -261,7 +261,7 @@ std::vector<RemixSession::Reference> RemixSession::references(const std::vector<
     std::vector<std::vector<int64_t>> letters;
     for (int64_t index : missing) {
       const auto item = to_mc_item(store().item(index));
-      auto req = eval::encode_letter_request(tok_, item);
+      auto req = eval::encode_letter_request(tok_, item, eval::context_length(model_.config().max_position_embeddings));
       rows.insert(req.letter_ids.begin(), req.letter_ids.end());
       prompts.push_back(std::move(req.ids));
       letters.push_back(std::move(req.letter_ids));

@@ -383,7 +383,7 @@ TEST(EvalHarness, LetterProtocolRefusesLettersThatAreNotOneToken) {
   s.limit = 1;
   const auto tasks = load_tasks(s);
   try {
-    encode_letter_request(tok, tasks[0].items[0]);
+    encode_letter_request(tok, tasks[0].items[0], 0);
     FAIL() << "two-token letter accepted";
   } catch (const Error& e) {
     const std::string msg = e.what();
@@ -402,7 +402,7 @@ TEST(EvalHarness, LongInputsLoseTheirBeginningAsInLmEval) {
   s.tasks = {{"arc_challenge", test::arc_dev(), ""}};
   s.limit = 1;
   const auto item = load_tasks(s)[0].items[0];
-  const auto full = encode_letter_request(tiny_tokenizer(), item);
+  const auto full = encode_letter_request(tiny_tokenizer(), item, 0);
   const auto cut = encode_letter_request(tiny_tokenizer(), item, 50);
   ASSERT_GT(full.ids.size(), 50u);
   EXPECT_FALSE(full.truncated);

@@ -64,7 +64,7 @@ struct Base {
 
 std::unique_ptr<Base> base_pass(const DemoWorld& s, remix::RemixSession& session, const data::McItem& item) {
   auto b = std::make_unique<Base>();
-  b->req = eval::encode_letter_request(s.tok, item);
+  b->req = eval::encode_letter_request(s.tok, item, 0);
   model::ForwardOptions fo;
   session.prepare(fo);
   fo.capture = true;

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "data/registry.h"
 #include "eval/harness.h"
@@ -70,6 +71,40 @@ TEST(ReferenceBuild, InterruptedAndResumedEqualsUninterrupted) {
   EXPECT_TRUE(torch::equal(a.pathways(), b.pathways()));
   EXPECT_TRUE(torch::equal(a.base_loss(), b.base_loss()));
   EXPECT_EQ(slurp(dir + "/whole.store"), slurp(o.out));
+}
+
+// A prompt longer than the model's context (512 tokens for the demo model) is truncated from the
+// left wherever a letter prompt is made, as the evaluation harness does: the reference build and
+// the neighbours' prefill accept what eval accepts.
+TEST(LetterPrompt, OverLongItemsAreTruncatedEverywhere) {
+  auto model = model::MoeModel::load(kDemo, model::Dtype::F32);
+  auto tok = tokenizer::Tokenizer::load(kDemo);
+  const auto dir = temp_dir("long");
+  std::string question = "Abacus:";
+  for (int i = 0; i < 400; ++i) question += " Is 47 + 28 even or odd?";
+  {
+    std::ofstream f(dir + "/long.jsonl");
+    f << nlohmann::json{{"question", question}, {"choices", {"even", "odd"}}, {"answer", 1}}.dump() << "\n";
+    f << nlohmann::json{{"question", "Abacus: Is 3 + 4 even or odd?"}, {"choices", {"even", "odd"}}, {"answer", 1}}.dump()
+      << "\n";
+  }
+  ASSERT_GT(tok.encode(question).size(), 600u);
+  remix::BuildOptions o;
+  o.sources.push_back({"generic", dir + "/long.jsonl", ""});
+  o.progress = nullptr;
+  o.keep_incorrect = true;
+  o.embedder = remix::EmbedderChoice::parse("hash");
+  o.out = dir + "/long.store";
+  const auto built = remix::build_reference_store(*model, tok, o);
+  ASSERT_TRUE(built.complete);
+  EXPECT_EQ(built.counts.seen, 2);
+  // The neighbour prefill of the long reference (NGD needs its PrefixState).
+  auto store = std::make_shared<remix::ReferenceStore>(remix::ReferenceStore::open(o.out));
+  remix::RemixSession session(*model, tok, store, remix::RemixOptions{}, remix::CandidatePools{},
+                              remix::EmbedderChoice::parse("hash"), 1 << 20);
+  const auto refs = session.references({0, 1}, nullptr);
+  ASSERT_NE(refs[0].prefix, nullptr);
+  EXPECT_EQ(refs[0].prefix->position + refs[0].prefix->tokens, model->config().max_position_embeddings);
 }
 
 TEST(Oracle, OverrideReachesTheAnswerOnHeldOutItems) {
