@@ -40,11 +40,15 @@ struct DemoArgs {
 
 std::string shipped(const std::string& rel) { return (fs::path(C3PO_SOURCE_DIR) / "models/demo" / rel).string(); }
 
-// The settings the demo runs with, chosen on the dev splits (models/demo/README.md, "Tuning"):
-// every other re-mixing setting keeps the method's default.
+// The settings the demo runs with, chosen on the dev splits only (models/demo/README.md,
+// "Tuning", scripts/tune-demo.sh): embedder, learning rate, k and kernel width; every other
+// re-mixing setting keeps the method's default.
 void demo_defaults(RemixFlags& f) {
   f.methods = "base,icl,mode,kernel,ngd,oracle";
   f.embedder = "hash";
+  f.lr = 0.1;
+  f.k = 10;
+  f.kernel = "gaussian:1";
   f.trace_steps = true;
 }
 
