@@ -89,7 +89,10 @@ remix::RemixOptions RemixFlags::options() const {
   else throw Error("", "--param", "expected direct or log, got \"" + param + "\"");
   if (k < 1) throw Error("", "--k", "must be at least 1");
   o.neighbours.k = k;
+  if (!std::isfinite(epsilon)) throw Error("", "--epsilon", "must be a finite number (negative: off)");
   if (epsilon >= 0) o.neighbours.epsilon = epsilon;
+  if (!std::isfinite(leakage_guard))
+    throw Error("", "--leakage-guard", "must be a finite similarity (above 1: no guard)");
   o.neighbours.leakage_guard = leakage_guard;
   o.neighbours.max_neighbours = max_neighbours;
   o.kernel = remix::KernelSpec::parse(kernel);
@@ -97,7 +100,7 @@ remix::RemixOptions RemixFlags::options() const {
     try {
       std::size_t used = 0;
       double a = std::stod(alpha, &used);
-      if (used != alpha.size() || a < 0 || a > 1) throw std::invalid_argument(alpha);
+      if (used != alpha.size() || !(a >= 0 && a <= 1)) throw std::invalid_argument(alpha);
       o.fixed_alpha = a;
     } catch (const std::exception&) {
       throw Error("", "--alpha", "expected grid or a number in [0, 1], got \"" + alpha + "\"");
@@ -105,7 +108,7 @@ remix::RemixOptions RemixFlags::options() const {
   }
   if (mode_iterations < 0) throw Error("", "--mode-iterations", "must not be negative");
   o.mode_iterations = mode_iterations;
-  if (mode_alpha < 0 || mode_alpha > 1) throw Error("", "--mode-alpha", "must be in [0, 1]");
+  if (!(mode_alpha >= 0 && mode_alpha <= 1)) throw Error("", "--mode-alpha", "must be in [0, 1]");
   o.mode_alpha = mode_alpha;
   if (loss == "letters") o.full_vocab_loss = false;
   else if (loss == "full") o.full_vocab_loss = true;
@@ -136,6 +139,7 @@ std::vector<std::unique_ptr<eval::ItemMethod>> make_remix_methods(const RemixFla
   std::vector<std::unique_ptr<eval::ItemMethod>> methods;
   const auto kinds = flags.method_kinds();
   if (kinds.empty()) return methods;
+  const auto options = flags.options();  // bad values are reported before anything is loaded
   if (store_path.empty()) {
     // The oracle alone needs no neighbours; every other method does.
     for (auto k : kinds)
@@ -144,7 +148,7 @@ std::vector<std::unique_ptr<eval::ItemMethod>> make_remix_methods(const RemixFla
   }
   std::shared_ptr<const remix::ReferenceStore> store;
   if (!store_path.empty()) store = std::make_shared<remix::ReferenceStore>(remix::ReferenceStore::open(store_path));
-  auto session = std::make_shared<remix::RemixSession>(model, tok, store, flags.options(), flags.candidate_pools(),
+  auto session = std::make_shared<remix::RemixSession>(model, tok, store, options, flags.candidate_pools(),
                                                         flags.embedder_choice(),
                                                         static_cast<std::size_t>(flags.cache_mb * 1048576.0));
   for (auto k : kinds) methods.push_back(remix::make_method(session, k));

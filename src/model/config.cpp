@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -48,6 +50,13 @@ class Fields {
     if (!v.is_number()) throw Error(source_, key, "expected a number, got " + v.dump());
     return v.get<double>();
   }
+  // A finite number > 0 (epsilons, RoPE bases: 0, a negative value or inf makes every logit NaN).
+  double positive_number(const std::string& key, double fallback) const {
+    const double v = number(key, fallback);
+    if (!(v > 0) || !std::isfinite(v))
+      throw Error(source_, key, "expected a finite number > 0, got " + j_.at(key).dump());
+    return v;
+  }
   std::optional<double> opt_number(const std::string& key) const {
     if (!has(key)) return std::nullopt;
     return number(key, 0.0);
@@ -94,8 +103,8 @@ void parse_common(const Fields& f, ModelConfig& c, double default_eps, double de
   c.num_layers = f.positive("num_hidden_layers");
   c.num_heads = f.positive("num_attention_heads");
   c.num_kv_heads = f.positive("num_key_value_heads", c.num_heads);
-  c.rms_norm_eps = f.number("rms_norm_eps", default_eps);
-  c.rope_theta = f.number("rope_theta", default_theta);
+  c.rms_norm_eps = f.positive_number("rms_norm_eps", default_eps);
+  c.rope_theta = f.positive_number("rope_theta", default_theta);
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
   c.max_position_embeddings = f.integer("max_position_embeddings", 0);
   c.bos_token_id = f.opt_integer("bos_token_id");

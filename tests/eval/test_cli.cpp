@@ -114,6 +114,16 @@ TEST(EvalCli, BadOptionsAreClearErrors) {
 }
 
 }  // namespace
+// Non-finite or out-of-range re-mixing values are refused, naming the flag, before anything runs.
+TEST(EvalCli, NonFiniteRemixFlagsAreRefused) {
+  for (const std::string flag : {"--lr nan", "--lr inf", "--lr-min nan", "--alpha nan", "--leakage-guard nan",
+                                 "--epsilon nan", "--mode-alpha nan"}) {
+    const auto r = run_c3po("eval " + model_and_arc() + " --limit 1 --dtype f32 --method ngd --reference /nonexistent.store " + flag);
+    EXPECT_NE(r.code, 0) << flag;
+    EXPECT_NE(r.err.find(flag.substr(0, flag.find(' '))), std::string::npos) << flag << ": " << r.err;
+  }
+}
+
 // `c3po demo`: both conditions in the table, and the reference store reused only when it was built
 // with the same settings (a store built from 60 references is not taken for the full one).
 TEST(DemoCli, RunsBothConditionsAndReusesOnlyAnEqualStore) {

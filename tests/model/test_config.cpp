@@ -114,6 +114,17 @@ TEST(Config, HfDefaultsWhenFieldsAreAbsent) {
   EXPECT_TRUE(q.qkv_bias);
 }
 
+// Numbers that would make every logit NaN are refused where they are parsed.
+TEST(Config, EpsilonAndRopeBaseMustBeFinitePositive) {
+  const std::string m = kMinimalMixtral;
+  auto with = [&](const std::string& field) { return m.substr(0, m.size() - 1) + "," + field + "}"; };
+  expect_error(with(R"("rope_theta":0)"), "rope_theta", "finite number > 0");
+  expect_error(with(R"("rope_theta":-10000)"), "rope_theta");
+  expect_error(with(R"("rms_norm_eps":-1)"), "rms_norm_eps", "finite number > 0");
+  expect_error(with(R"("rms_norm_eps":0)"), "rms_norm_eps");
+  EXPECT_NO_THROW(parse_config("cfg.json", with(R"("rms_norm_eps":1e-6,"rope_theta":1e6)")));
+}
+
 TEST(Config, Errors) {
   expect_error(R"({"model_type":"llama","hidden_size":3})", "model_type", "llama");
   expect_error(R"({"hidden_size":3})", "model_type");
