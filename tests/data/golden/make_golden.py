@@ -4,7 +4,7 @@
 Re-implements, in plain Python and without looking at c3po's C++:
   - reading the first 2 items of each real file in ../shared/data (json / csv modules),
   - the lm-evaluation-harness 0-shot requests of each task (templates of the task YAMLs at
-    commit 4e7e0d47f as quoted in docs/evaluation.md, plus boolq, commonsense_qa, openbookqa,
+    lm-evaluation-harness commit 4e7e0d47f, plus boolq, commonsense_qa, openbookqa,
     sciq and social_iqa from their YAMLs), _encode_pair's whitespace move and acc_norm lengths,
   - c3po's letter protocol "c3po-letter-v1" as specified in src/data/prompt.h.
 Writes one JSON file per data file into this folder.
