@@ -273,10 +273,7 @@ std::vector<RemixSession::Reference> RemixSession::references(const std::vector<
     auto res = model_.forward(prompts, fo);
     ++prefill_forwards_;
     // No state this call returns is evicted by the inserts below, whatever the budget.
-    const std::vector<int64_t> before = cache_.pinned();
-    std::vector<int64_t> pinned = before;
-    pinned.insert(pinned.end(), unique.begin(), unique.end());
-    cache_.pin(pinned);
+    const PrefixCache::Pin keep(cache_, unique);
     const auto fm = eval::flops_model(model_.config(), model_.active_parameter_count());
     for (std::size_t m = 0; m < missing.size(); ++m) {
       letters_[missing[m]] = letters[m];
@@ -285,7 +282,6 @@ std::vector<RemixSession::Reference> RemixSession::references(const std::vector<
         *flops += eval::forward_flops(fm, static_cast<int64_t>(prompts[m].size()), 0, 1,
                                       static_cast<int64_t>(letters[m].size()));
     }
-    cache_.pin(before);
   }
   std::vector<Reference> out;
   for (int64_t index : indices) {
@@ -351,7 +347,7 @@ eval::MethodOutcome RemixMethod::run(const eval::ItemContext& ctx) {
       const auto paths = S.store().pathways().index_select(0, candidates).index_select(1, index).to(torch::kFloat);
       r = mode_finding(omega0, paths, opt);
     } else {
-      S.cache().pin(indices);
+      const PrefixCache::Pin keep(S.cache(), indices);
       std::vector<TailItem> items;
       std::vector<double> weights;
       // Every neighbour missing from the cache is prefilled in one batched forward.
@@ -369,7 +365,6 @@ eval::MethodOutcome RemixMethod::run(const eval::ItemContext& ctx) {
       } else {
         r = ngd(omega0, neighbourhood, opt);
       }
-      S.cache().pin({});
     }
   }
   const auto logits = answer_logits(S.model(), critical, self, r.omega, opt.tokens.count).to(torch::kDouble);

@@ -79,6 +79,23 @@ class PrefixCache {
   // Keeps these alive while one item is processed (they are not evicted until unpinned).
   void pin(const std::vector<int64_t>& indices) { pinned_ = indices; }
   const std::vector<int64_t>& pinned() const { return pinned_; }
+  // Pins `indices` in addition to what is pinned, for its lifetime: the earlier pins come back
+  // when it ends, by return or by exception, so no state stays pinned for ever.
+  class Pin {
+   public:
+    Pin(PrefixCache& cache, const std::vector<int64_t>& indices) : cache_(cache), before_(cache.pinned()) {
+      std::vector<int64_t> all = before_;
+      all.insert(all.end(), indices.begin(), indices.end());
+      cache_.pin(all);
+    }
+    ~Pin() { cache_.pin(before_); }
+    Pin(const Pin&) = delete;
+    Pin& operator=(const Pin&) = delete;
+
+   private:
+    PrefixCache& cache_;
+    std::vector<int64_t> before_;
+  };
   // The state of reference `index` or nullptr, without counting a hit or a miss.
   const model::PrefixState* peek(int64_t index) const;
   // Drops every entry (the counters stay).

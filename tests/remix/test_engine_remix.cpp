@@ -249,3 +249,37 @@ TEST(TextEmbedder, ChoicesAndTheirIdentities) {
   EXPECT_TRUE(torch::allclose(v.norm(2, 1), torch::ones({2}), 1e-5, 1e-6));
   EXPECT_THROW(TextEmbedder(EmbedderChoice::parse("bert:/nonexistent"), *f.model), c3po::Error);
 }
+
+// Pinned states are not evicted while the pin lives, and the pin ends with its scope, also when an
+// exception leaves it: nothing stays pinned for ever.
+TEST(PrefixCache, PinsEndWithTheirScopeEvenOnExceptions) {
+  auto state = [] {
+    model::PrefixState s;
+    s.hidden = torch::zeros({1, 4});  // 16 bytes
+    return s;
+  };
+  PrefixCache cache(20);  // room for one state
+  try {
+    const PrefixCache::Pin keep(cache, {1, 2});
+    cache.insert(1, state());
+    cache.insert(2, state());
+    EXPECT_NE(cache.peek(1), nullptr);  // over budget, but pinned
+    EXPECT_NE(cache.peek(2), nullptr);
+    throw std::runtime_error("a method failed");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_TRUE(cache.pinned().empty());
+  cache.insert(3, state());  // now the unpinned 1 and 2 go
+  EXPECT_EQ(cache.peek(1), nullptr);
+  EXPECT_EQ(cache.peek(2), nullptr);
+  EXPECT_NE(cache.peek(3), nullptr);
+  {
+    const PrefixCache::Pin outer(cache, {3});
+    {
+      const PrefixCache::Pin inner(cache, {4});
+      EXPECT_EQ(cache.pinned(), (std::vector<int64_t>{3, 4}));
+    }
+    EXPECT_EQ(cache.pinned(), (std::vector<int64_t>{3}));
+  }
+  EXPECT_TRUE(cache.pinned().empty());
+}
