@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: installs what is missing, builds c3po, and runs the whole C3PO
-# method on the shipped demo model (reference store, base / mode / kernel / NGD / oracle, report).
+# method on the shipped demo model (reference store; base, icl, mode, kernel, NGD and oracle in the
+# in-distribution and shifted conditions; mechanism numbers, findings and reports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -3,11 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 #include <map>
 #include <set>
 
 #include "data/registry.h"
+#include "demo/tasks.h"
 #include "eval/requests.h"
 #include "io/error.h"
 
@@ -21,36 +21,24 @@ const std::map<std::string, double>& paper_olmoe() {
   return p;
 }
 
-// id -> the "cue" field of a jsonl data file (the family whose cue starts the question).
-std::map<std::string, std::string> cues_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::map<std::string, std::string> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j.contains("id") && j["id"].is_string() && j.contains("cue") && j["cue"].is_string())
-      out[j["id"].get<std::string>()] = j["cue"].get<std::string>();
-  }
-  return out;
-}
+// Per item id, its family and the family of its cue, from a demo data file (the demo's jsonl
+// format, src/demo/tasks.h). Other data has no families: empty maps, and the per-family numbers
+// are left out.
+struct Families {
+  std::map<std::string, std::string> family, cue;
+};
 
-// id -> "task" field of a jsonl data file (the demo's family); empty when a line has none.
-std::map<std::string, std::string> families_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path, "", "cannot open (missing or unreadable)");
-  std::map<std::string, std::string> out;
-  std::string line;
-  for (std::size_t n = 1; std::getline(in, line); ++n) {
-    if (line.empty()) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      throw Error(path + ":" + std::to_string(n), "", "not a JSON object");
-    }
-    if (j.contains("id") && j["id"].is_string() && j.contains("task") && j["task"].is_string())
-      out[j["id"].get<std::string>()] = j["task"].get<std::string>();
+Families families_of(const std::string& path) {
+  Families out;
+  std::vector<demo::McItem> items;
+  try {
+    items = demo::read_jsonl(path);
+  } catch (const Error&) {
+    return out;
+  }
+  for (const auto& it : items) {
+    out.family[it.id] = it.task;
+    if (!it.cue.empty()) out.cue[it.id] = it.cue;
   }
   return out;
 }
@@ -88,7 +76,7 @@ struct Usage {
 
 DemoAnalysis analyse_demo(const DemoAnalysisInput& in) {
   DemoAnalysis out;
-  const auto ref_family = families_of(in.reference_file);
+  const auto ref_family = families_of(in.reference_file).family;
   const auto& store = *in.store;
   const int top_k = in.model->top_k();
   const int E = in.model->num_experts();
@@ -112,8 +100,9 @@ DemoAnalysis analyse_demo(const DemoAnalysisInput& in) {
 
   for (std::size_t ci = 0; ci < in.conditions.size(); ++ci) {
     const auto& cond = in.conditions[ci];
-    const auto family = families_of(cond.data_file);
-    const auto cue = cues_of(cond.data_file);
+    const auto families = families_of(cond.data_file);
+    const auto& family = families.family;
+    const auto& cue = families.cue;
     const auto& records = cond.run->records.at(0);
     nlohmann::json J = {{"condition", cond.name}, {"data", cond.data_file}, {"n", records.size()}};
     text += fmt::format("\n### {} ({} items of {})\n\n", cond.name, records.size(), cond.data_file);

@@ -140,6 +140,7 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
   if (o.threads < 1) throw Error("", "--threads", "expected at least 1 thread");
   if (o.batch_size < 1) throw Error("", "batch_size", "expected at least 1");
   model::set_compute_threads(o.threads);
+  log(fmt::format("threads: {} (the weights depend on it)", o.threads));
   fs::create_directories(o.out_dir + "/data");
 
   // 1. Tasks.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <optional>
 #include <set>
@@ -69,6 +70,26 @@ std::vector<double> to_doubles(const torch::Tensor& t) {
 nlohmann::json item_header(const EvalTask& task, std::size_t t, std::size_t i) {
   const auto& item = task.items[i];
   return {{"task_index", t}, {"index", i}, {"task", item.task}, {"id", item.id}, {"gold", item.gold}};
+}
+
+// Runs one method on one item and returns its items.jsonl record: the letter protocol's letter
+// probabilities or the log-likelihood protocol's scores, cost, time and details.
+nlohmann::json method_record(const ItemMethod& m, const data::McItem& item, std::size_t n_choices, bool with_norm,
+                             bool record_timing, const std::function<MethodOutcome()>& run) {
+  const auto t0 = Clock::now();
+  MethodOutcome o = run();
+  const double secs = o.seconds > 0 ? o.seconds : seconds_since(t0);
+  const std::string where = item.source.empty() ? item.id : item.source;
+  if (o.prediction < 0 || o.prediction >= static_cast<int>(n_choices))
+    throw Error(where, "method " + m.name(),
+                fmt::format("prediction {} is not a choice index [0, {})", o.prediction, n_choices));
+  nlohmann::json r = {{"prediction", o.prediction}, {"flops", o.flops}};
+  if (!o.loglik.empty()) r["loglik"] = o.loglik;
+  else r["letter_probs"] = o.letter_probs;
+  if (with_norm) r["prediction_norm"] = o.prediction_norm;
+  if (record_timing) r["seconds"] = secs;
+  if (!o.details.is_null()) r["details"] = std::move(o.details);
+  return r;
 }
 
 struct Pending {
@@ -320,19 +341,9 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
         base["flops"] = forward_flops(fm, static_cast<int64_t>(req.ids.size()), 0, 1,
                                       static_cast<int64_t>(req.letter_ids.size()));
         rec["methods"]["base"] = base;
-        for (const auto& m : methods) {
-          const auto tm = Clock::now();
-          MethodOutcome o = m->run(ctx);
-          const double secs = o.seconds > 0 ? o.seconds : seconds_since(tm);
-          const std::string where = item.source.empty() ? item.id : item.source;
-          if (o.prediction < 0 || o.prediction >= static_cast<int>(item.choices.size()))
-            throw Error(where, "method " + m->name(),
-                        fmt::format("prediction {} is not a choice index [0, {})", o.prediction, item.choices.size()));
-          nlohmann::json mr = {{"prediction", o.prediction}, {"letter_probs", o.letter_probs}, {"flops", o.flops}};
-          if (settings.record_timing) mr["seconds"] = secs;
-          if (!o.details.is_null()) mr["details"] = std::move(o.details);
-          rec["methods"][m->name()] = std::move(mr);
-        }
+        for (const auto& m : methods)
+          rec["methods"][m->name()] = method_record(*m, item, item.choices.size(), false, settings.record_timing,
+                                                    [&] { return m->run(ctx); });
         records.push_back(std::move(rec));
       }
       commit(records);
@@ -388,20 +399,10 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
         base["flops"] = flops;
         rec["methods"]["base"] = base;
         const auto& item = tasks[p.task].items[p.index];
-        for (const auto& m : methods) {
-          const auto tm = Clock::now();
-          MethodOutcome o = m->run_loglik({&item, lls});
-          const double secs = o.seconds > 0 ? o.seconds : seconds_since(tm);
-          const std::string where = item.source.empty() ? item.id : item.source;
-          if (o.prediction < 0 || o.prediction >= static_cast<int>(lr.requests.size()))
-            throw Error(where, "method " + m->name(),
-                        fmt::format("prediction {} is not a choice index [0, {})", o.prediction, lr.requests.size()));
-          nlohmann::json mr = {{"prediction", o.prediction}, {"loglik", o.loglik}, {"flops", o.flops}};
-          if (lr.item.reports_acc_norm) mr["prediction_norm"] = o.prediction_norm;
-          if (settings.record_timing) mr["seconds"] = secs;
-          if (!o.details.is_null()) mr["details"] = std::move(o.details);
-          rec["methods"][m->name()] = std::move(mr);
-        }
+        for (const auto& m : methods)
+          rec["methods"][m->name()] =
+              method_record(*m, item, lr.requests.size(), lr.item.reports_acc_norm, settings.record_timing,
+                            [&] { return m->run_loglik({&item, lls}); });
         records.push_back(std::move(rec));
       }
       commit(records);

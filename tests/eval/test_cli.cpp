@@ -124,6 +124,20 @@ TEST(EvalCli, NonFiniteRemixFlagsAreRefused) {
   }
 }
 
+// The thread count of train-demo: its own --threads, else the global one, else 1.
+TEST(TrainDemoCli, GlobalThreadsReachTheTraining) {
+  const std::string out = test::make_temp_dir("train-demo");
+  auto threads_of = [&](const std::string& args) {
+    const auto r = run_c3po(args + " --out " + out + " --data-only");
+    EXPECT_EQ(r.code, 0) << r.err;
+    const auto at = r.out.find("threads: ");
+    return at == std::string::npos ? -1 : std::stoi(r.out.substr(at + 9));
+  };
+  EXPECT_EQ(threads_of("train-demo"), 1);
+  EXPECT_EQ(threads_of("--threads 2 train-demo"), 2);
+  EXPECT_EQ(threads_of("train-demo --threads 3"), 3);
+}
+
 // `c3po demo`: both conditions in the table, and the reference store reused only when it was built
 // with the same settings (a store built from 60 references is not taken for the full one).
 TEST(DemoCli, RunsBothConditionsAndReusesOnlyAnEqualStore) {
