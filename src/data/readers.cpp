@@ -11,6 +11,7 @@
 
 #include "data/text.h"
 #include "io/error.h"
+#include "io/files.h"
 
 namespace c3po::data {
 
@@ -28,8 +29,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 std::string read_text_file(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw Error(path, "", "no such file");
+  io::require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path, "", "cannot open for reading");
   std::string text(static_cast<std::size_t>(fs::file_size(path)), '\0');
@@ -94,7 +94,7 @@ json parse_json_object(std::string_view text, const std::string& at) {
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {
-    throw Error(at, "", fmt::format("not valid JSON ({})", e.what()));
+    throw Error(at, "", "not valid JSON: " + io::json_error_text(e));
   }
   if (!j.is_object()) throw Error(at, "", "expected a JSON object");
   return j;
@@ -197,7 +197,7 @@ std::vector<std::pair<std::size_t, json>> read_json_array(const std::string& pat
     // byte offset -> line for the message
     const std::size_t upto = std::min<std::size_t>(e.byte, text.size());
     const std::size_t line = 1 + std::count(text.begin(), text.begin() + upto, '\n');
-    throw Error(where(path, line), "", fmt::format("not valid JSON ({})", e.what()));
+    throw Error(where(path, line), "", "not valid JSON: " + io::json_error_text(e));
   }
   if (!j.is_array()) throw Error(path, "", "expected one JSON array of items");
   const auto lines = array_element_lines(text);
@@ -488,6 +488,7 @@ ReadResult read_hellaswag_text(const std::string& path, const ReadOptions& optio
 }  // namespace
 
 ReadResult read_hellaswag(const std::string& path, const ReadOptions& options) {
+  io::require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path, "", "no such file");
   const int first = in.peek();

@@ -12,6 +12,7 @@
 
 #include "demo/rng.h"
 #include "io/error.h"
+#include "io/files.h"
 #include "io/json_file.h"
 
 namespace c3po::demo {
@@ -480,6 +481,7 @@ void write_jsonl(const std::string& path, const std::vector<McItem>& items) {
 }
 
 std::vector<McItem> read_jsonl(const std::string& path) {
+  io::require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path, "", "cannot open (missing or unreadable)");
   std::vector<McItem> items;
@@ -490,7 +492,7 @@ std::vector<McItem> read_jsonl(const std::string& path) {
     try {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::parse_error& e) {
-      throw Error(jsonl_line_origin(path, n), "", std::string("malformed JSON: ") + e.what());
+      throw Error(jsonl_line_origin(path, n), "", "malformed JSON at " + io::json_error_text(e));
     }
     items.push_back(item_from_json(j, jsonl_line_origin(path, n)));
   }

@@ -15,6 +15,7 @@
 
 #include "embed/layout.h"
 #include "io/error.h"
+#include "io/files.h"
 #include "io/safetensors.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
@@ -38,6 +39,7 @@ struct Fnv1a {
 };
 
 std::string read_bytes(const std::string& path) {
+  io::require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path, "", "cannot open (missing or unreadable)");
   std::stringstream ss;
@@ -74,7 +76,7 @@ tokenizer::Tokenizer load_tokenizer(const std::string& path) {
   try {
     j = nlohmann::ordered_json::parse(read_bytes(path));
   } catch (const nlohmann::json::parse_error& e) {
-    throw Error(path, "", std::string("malformed JSON: ") + e.what());
+    throw Error(path, "", "malformed JSON at " + io::json_error_text(e));
   }
   if (j.is_object()) {
     j["truncation"] = nullptr;

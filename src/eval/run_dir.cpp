@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "io/error.h"
+#include "io/files.h"
 #include "io/json_file.h"
 
 namespace c3po::eval {
@@ -78,7 +79,7 @@ RunDirectory RunDirectory::open(const std::string& dir, const nlohmann::json& se
       try {
         record = nlohmann::json::parse(line);
       } catch (const nlohmann::json::exception& e) {
-        throw Error(where, "line", std::string("not valid JSON (") + e.what() + "); remove the line to resume");
+        throw Error(where, "line", "not valid JSON: " + io::json_error_text(e) + "; remove the line to resume");
       }
       rd.done_.emplace(record_key(record, where), std::move(record));
       pos = nl + 1;

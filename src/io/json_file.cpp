@@ -11,10 +11,12 @@
 #include <sstream>
 
 #include "io/error.h"
+#include "io/files.h"
 
 namespace c3po::io {
 
 nlohmann::json read_json_file(const std::string& path) {
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path, "", "cannot open (missing or unreadable)");
   std::stringstream ss;
@@ -22,7 +24,7 @@ nlohmann::json read_json_file(const std::string& path) {
   try {
     return nlohmann::json::parse(ss.str());
   } catch (const nlohmann::json::parse_error& e) {
-    throw Error(path, "", std::string("malformed JSON: ") + e.what());
+    throw Error(path, "", "malformed JSON at " + json_error_text(e));
   }
 }
 

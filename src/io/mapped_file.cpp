@@ -10,10 +10,12 @@
 #include <utility>
 
 #include "io/error.h"
+#include "io/files.h"
 
 namespace c3po::io {
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
+  require_regular_file(path);  // opening a FIFO would block until a writer comes
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw Error(path, "", std::string("cannot open: ") + std::strerror(errno));
   struct stat st {};

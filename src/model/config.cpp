@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "io/error.h"
+#include "io/files.h"
 #include "io/json_file.h"
 
 namespace c3po::model {
@@ -180,7 +181,7 @@ ModelConfig parse_config(const std::string& source, const std::string& json_text
   try {
     j = json::parse(json_text);
   } catch (const json::exception& e) {
-    throw Error(source, "", std::string("not valid JSON: ") + e.what());
+    throw Error(source, "", "not valid JSON: " + io::json_error_text(e));
   }
   if (!j.is_object()) throw Error(source, "", "expected a JSON object");
   ModelConfig c;
@@ -277,6 +278,7 @@ ModelConfig load_config(const std::string& folder_or_file) {
   namespace fs = std::filesystem;
   fs::path p(folder_or_file);
   if (fs::is_directory(p)) p /= "config.json";
+  io::require_regular_file(p.string());
   std::ifstream in(p);
   if (!in) throw Error(p.string(), "", "cannot open the model config");
   std::stringstream ss;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "io/error.h"
+#include "io/files.h"
 #include "io/json_file.h"
 
 namespace c3po::report {
@@ -109,6 +110,7 @@ class Fields {
 };
 
 std::string read_text(const std::string& path) {
+  io::require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path, "", "cannot open the file");
   std::ostringstream s;

@@ -1,5 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
+#include "io/files.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -83,6 +85,7 @@ char32_t first_char(std::string_view s) {
 }
 
 std::string read_file(const std::string& path) {
+  io::require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path, "", "cannot open the file");
   std::ostringstream ss;
@@ -94,7 +97,7 @@ Json parse_json(std::string_view text, const std::string& name) {
   try {
     return Json::parse(text.begin(), text.end());
   } catch (const Json::exception& e) {
-    throw Error(name, "", std::string("malformed JSON: ") + e.what());
+    throw Error(name, "", "malformed JSON at " + io::json_error_text(e));
   }
 }
 

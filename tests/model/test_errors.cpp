@@ -9,6 +9,8 @@
 #include <map>
 #include <random>
 
+#include <sys/stat.h>
+
 #include "io/error.h"
 #include "io/json_file.h"
 #include "model/config.h"
@@ -128,6 +130,41 @@ TEST(ContextLength, DecodeAndGenerateStopAtTheModelsLength) {
   m->decode(cache, prompt);
   m->decode(cache, {1, 2});
   EXPECT_THROW(m->decode(cache, {3}), Error);
+}
+
+// A pipe in place of an input file would block the read for ever; it is refused by name at once.
+TEST(Inputs, PipesAndFoldersAreRefusedBeforeOpening) {
+  TempDir tmp;
+  fs::copy_file(model_dir("olmoe") + "/config.json", tmp.path / "config.json");
+  ASSERT_EQ(::mkfifo((tmp.path / "model.safetensors").c_str(), 0600), 0);
+  try {
+    MoeModel::load(tmp.path.string(), Dtype::F32);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+  }
+  TempDir other;
+  ASSERT_EQ(::mkfifo((other.path / "config.json").c_str(), 0600), 0);
+  EXPECT_THROW(load_config(other.path.string()), Error);
+  EXPECT_THROW(io::read_json_file((other.path / "config.json").string()), Error);
+  fs::create_directories(other.path / "folder.json");
+  EXPECT_THROW(io::read_json_file((other.path / "folder.json").string()), Error);
+}
+
+// JSON syntax errors are reported in c3po's words: file, line, column, what was wrong.
+TEST(Inputs, JsonSyntaxErrorsNameLineAndColumn) {
+  TempDir tmp;
+  std::ofstream((tmp.path / "bad.json").string()) << "{\"a\": 1,\n \"b\": }";
+  try {
+    io::read_json_file((tmp.path / "bad.json").string());
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.find("[json.exception"), std::string::npos) << m;
+    EXPECT_NE(m.find("bad.json"), std::string::npos) << m;
+    EXPECT_NE(m.find("line 2, column"), std::string::npos) << m;
+  }
 }
 
 TEST(BrokenCheckpoint, MissingTensor) {
