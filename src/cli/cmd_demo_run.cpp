@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/demo_analysis.h"
 #include "cli/remix_flags.h"
+#include "eval/command.h"
 #include "eval/harness.h"
 #include "eval/settings.h"
 #include "io/error.h"
@@ -184,10 +185,10 @@ void add_demo_run_commands(CLI::App& app, Action& action) {
   cmd->add_option("--task", a->task, "task (format) of the data files")->capture_default_str();
   cmd->add_option("--out", a->out, "output folder: reference store, one run and report per condition, analysis")
       ->capture_default_str();
-  cmd->add_option("--limit", a->limit, "test items per condition (0: all)")->capture_default_str();
+  cmd->add_option("--limit", a->limit, "test items per condition (0: all)")->capture_default_str()->check(eval::count_check());
   cmd->add_flag("--full", a->full, "every test item (600 per condition on the shipped data)");
-  cmd->add_option("--reference-limit", a->reference_limit, "reference items (0: all)");
-  cmd->add_option("--batch", a->batch, "prompts per forward")->capture_default_str();
+  cmd->add_option("--reference-limit", a->reference_limit, "reference items (0: all)")->check(eval::count_check());
+  cmd->add_option("--batch", a->batch, "prompts per forward")->capture_default_str()->check(eval::count_check());
   cmd->add_option("--dtype", a->dtype, "bf16 or f32")->capture_default_str();
   add_remix_flags(cmd, a->flags);
   cmd->callback([&action, a] { action = [a] { return run_demo(*a); }; });

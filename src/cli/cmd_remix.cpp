@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/remix_flags.h"
 #include "data/prompt.h"
+#include "eval/command.h"
 #include "eval/requests.h"
 #include "io/error.h"
 #include "io/interrupt.h"
@@ -181,8 +182,8 @@ void add_remix_commands(CLI::App& app, Action& action) {
   build->add_option("--split", b->split, "split to read where PATH is a folder (default: the task's own)");
   build->add_option("--out", b->out, "store file to write")->required();
   build->add_option("--embedder", b->embedder, "model, model:layer=N, hash, hash:dim=N or bert:FOLDER (a sentence-transformers folder)")->capture_default_str();
-  build->add_option("--limit", b->limit, "at most N items per dataset (0: all)");
-  build->add_option("--batch", b->batch, "prompts per forward")->capture_default_str();
+  build->add_option("--limit", b->limit, "at most N items per dataset (0: all)")->check(eval::count_check());
+  build->add_option("--batch", b->batch, "prompts per forward")->capture_default_str()->check(eval::count_check());
   build->add_option("--dtype", b->dtype, "bf16 or f32")->capture_default_str();
   build->add_flag("--keep-incorrect", b->keep_incorrect, "also store wrongly answered items (flagged, never neighbours)");
   build->add_flag("--full-pathways", b->full_pathways, "store pathways in fp32 instead of fp16");

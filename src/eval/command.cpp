@@ -59,15 +59,15 @@ CLI::App* add_eval_subcommand(CLI::App& app, EvalCommandOptions& o) {
   cmd->add_option("--split", o.splits, "split: once for all tasks, or once per task (default: the task's own)");
   cmd->add_option("--protocol", o.protocol, "letter (answer-letter logits) or loglik (lm-evaluation-harness)")
       ->capture_default_str();
-  cmd->add_option("--limit", o.settings.limit, "evaluate only the first N items of each task (after shuffling)");
+  cmd->add_option("--limit", o.settings.limit, "evaluate only the first N items of each task (after shuffling)")->check(count_check());
   cmd->add_option("--shuffle-seed", o.shuffle_seed, "shuffle each task's items with this seed before --limit");
   cmd->add_option("--out", o.settings.out_dir, "folder for run.json, items.jsonl, results.json (makes the run resumable)");
-  cmd->add_option("--batch", o.settings.batch, "prompts per forward")->capture_default_str();
+  cmd->add_option("--batch", o.settings.batch, "prompts per forward")->capture_default_str()->check(count_check());
   cmd->add_option("--dtype", o.settings.dtype, "compute dtype: bf16 or f32")->capture_default_str();
   cmd->add_flag("--skip-bad", o.settings.skip_bad, "skip malformed items (counted) instead of stopping");
   cmd->add_flag("!--no-timing", o.settings.record_timing,
                 "leave wall-clock times out of items.jsonl and results.json (reruns give identical files)");
-  cmd->add_option("--dump-prompts", o.dump_prompts, "print the first N rendered prompts (loglik: requests) and stop");
+  cmd->add_option("--dump-prompts", o.dump_prompts, "print the first N rendered prompts (loglik: requests) and stop")->check(count_check());
   return cmd;
 }
 

@@ -1,4 +1,5 @@
 #pragma once
+#include <algorithm>
 // The `c3po eval` command, as a reusable piece: src/cli/cmd_eval.cpp creates the subcommand with
 // add_eval_subcommand and runs it with run_eval_command. No torch here.
 //
@@ -41,6 +42,17 @@ class Tokenizer;
 }
 
 namespace c3po::eval {
+
+// A CLI11 check for counts (--limit, --batch, ...): a whole number >= 0, in words a user reads
+// (CLI11's own range checks print DBL_MAX in full, and a size_t option takes -1 as 2^64 - 1).
+inline CLI::Validator count_check() {
+  return CLI::Validator(
+      [](std::string& v) {
+        const bool digits = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+        return digits ? std::string() : "expected a whole number >= 0, got " + v;
+      },
+      "COUNT");
+}
 
 class ItemMethod;
 

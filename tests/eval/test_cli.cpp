@@ -124,6 +124,16 @@ TEST(EvalCli, NonFiniteRemixFlagsAreRefused) {
   }
 }
 
+// A negative count is refused, not read as 2^64 - 1 ("run everything").
+TEST(EvalCli, NegativeCountsAreRefused) {
+  for (const std::string args : {"eval " + model_and_arc() + " --limit -1", "eval " + model_and_arc() + " --batch -2",
+                                 std::string("demo --limit -1"), std::string("demo --reference-limit -5")}) {
+    const auto r = run_c3po(args);
+    EXPECT_NE(r.code, 0) << args;
+    EXPECT_NE(r.err.find("expected a whole number >= 0"), std::string::npos) << args << ": " << r.err;
+  }
+}
+
 // The thread count of train-demo: its own --threads, else the global one, else 1.
 TEST(TrainDemoCli, GlobalThreadsReachTheTraining) {
   const std::string out = test::make_temp_dir("train-demo");
