@@ -247,6 +247,14 @@ Checkpoint Checkpoint::open(const std::string& path) {
                     "tensor is not in its shard \"" + shard + "\"");
       ck.where_[it.key()] = t;
     }
+    // A tensor stored in two shards is ambiguous (which copy is the model?): refuse it.
+    for (const auto& [shard, file] : shards)
+      for (const auto& t : file->tensors())
+        if (const auto mapped = idx["weight_map"].find(t.name);
+            mapped != idx["weight_map"].end() && mapped->get<std::string>() != shard)
+          throw Error((dir / shard).string(), t.name,
+                      "is also in shard \"" + mapped->get<std::string>() +
+                          "\" (the index names that one): a tensor must be stored once");
     return ck;
   }
   const auto single = dir / "model.safetensors";

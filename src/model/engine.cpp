@@ -495,6 +495,18 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& folder, Dtype dtype)
   impl->dtype = dtype;
   impl->st = scalar_type(dtype);
   impl->checkpoint = std::make_unique<io::Checkpoint>(io::Checkpoint::open(folder));
+  // A checkpoint with more decoder layers than the config would be run without them: refuse.
+  for (const auto& name : impl->checkpoint->names()) {
+    const auto at = name.find("layers.");
+    if (at == std::string::npos || (at > 0 && name[at - 1] != '.')) continue;
+    std::size_t end = at + 7;
+    int64_t layer = 0;
+    while (end < name.size() && name[end] >= '0' && name[end] <= '9') layer = layer * 10 + (name[end++] - '0');
+    if (end > at + 7 && end < name.size() && name[end] == '.' && layer >= impl->cfg.num_layers)
+      throw Error(folder, name,
+                  fmt::format("belongs to decoder layer {}, but config.json says num_hidden_layers = {}", layer,
+                              impl->cfg.num_layers));
+  }
   torch::NoGradGuard no_grad;
   WeightLoader loader(impl->checkpoint.get(), nullptr, impl->st);
   impl->load(loader);

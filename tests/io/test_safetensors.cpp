@@ -281,6 +281,26 @@ TEST(SafetensorsErrors, IndexNamesMissingShard) {
   EXPECT_THROW(Checkpoint::open(dir.file("")), Error);
 }
 
+TEST(SafetensorsErrors, TensorInTwoShardsIsRefused) {
+  TempDir dir;
+  float a = 1.f, b = 2.f;
+  write_safetensors(dir.file("model-00001-of-00002.safetensors"), {{"x", DType::F32, {1}, &a, 4}});
+  write_safetensors(dir.file("model-00002-of-00002.safetensors"),
+                    {{"x", DType::F32, {1}, &b, 4}, {"y", DType::F32, {1}, &b, 4}});
+  write_json_file(dir.file("model.safetensors.index.json"),
+                  {{"weight_map",
+                    {{"x", "model-00001-of-00002.safetensors"}, {"y", "model-00002-of-00002.safetensors"}}}});
+  try {
+    Checkpoint::open(dir.file(""));
+    FAIL() << "a tensor stored twice was accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("model-00002-of-00002.safetensors"), std::string::npos) << m;
+    EXPECT_NE(m.find("x"), std::string::npos) << m;
+    EXPECT_NE(m.find("stored once"), std::string::npos) << m;
+  }
+}
+
 TEST(SafetensorsErrors, EmptyFileAndMissingFile) {
   TempDir dir;
   put(dir.file("empty"), "");

@@ -167,6 +167,18 @@ TEST(Inputs, JsonSyntaxErrorsNameLineAndColumn) {
   }
 }
 
+// A config with fewer layers than the checkpoint would silently run a truncated model.
+TEST(BrokenCheckpoint, ConfigWithFewerLayersThanTheCheckpoint) {
+  TempDir tmp;
+  broken_copy("olmoe", tmp.path, [](auto&) {});
+  auto config = io::read_json_file((tmp.path / "config.json").string());
+  const int layers = config["num_hidden_layers"].get<int>();
+  config["num_hidden_layers"] = layers - 1;
+  io::write_json_file((tmp.path / "config.json").string(), config);
+  expect_load_error(tmp.path, "num_hidden_layers = " + std::to_string(layers - 1),
+                    "model.layers." + std::to_string(layers - 1) + ".");
+}
+
 TEST(BrokenCheckpoint, MissingTensor) {
   TempDir tmp;
   broken_copy("olmoe", tmp.path, [](std::vector<io::TensorData>& ts) {
