@@ -291,9 +291,26 @@ Tokenizer Tokenizer::from_json(std::string_view tokenizer_json, std::string_view
       }
       probe.impl_->post_processor = detail::make_template(std::move(prefix), std::move(suffix));
     }
+    probe.check_special_ids(name);
     return probe;
   }
-  return Tokenizer(std::move(impl));
+  Tokenizer tok(std::move(impl));
+  tok.check_special_ids(name);
+  return tok;
+}
+
+void Tokenizer::check_special_ids(const std::string& name) const {
+  // The ids the post-processor adds around every input must be tokens of the vocabulary: a
+  // template naming id 10^9 would otherwise reach the model's embedding lookup.
+  if (!impl_->post_processor) return;
+  std::vector<std::int32_t> ids;
+  impl_->post_processor->process(ids);
+  const std::int32_t limit = vocab_size();
+  for (const auto id : ids)
+    if (id < 0 || id >= limit)
+      throw Error(name, "post_processor",
+                  "adds token id " + std::to_string(id) + ", outside the vocabulary of " + std::to_string(limit) +
+                      " tokens");
 }
 
 std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {

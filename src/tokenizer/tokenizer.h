@@ -58,6 +58,7 @@ class Tokenizer {
  private:
   struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
+  void check_special_ids(const std::string& name) const;  // c3po::Error for an id outside the vocabulary
   std::unique_ptr<Impl> impl_;
 };
 

@@ -376,6 +376,19 @@ TEST(Errors, BadModelsAndSettings) {
   EXPECT_THAT(error_of([&] { make(j, unknown); }), HasSubstr("bos_token: \"<nope>\" is not a token"));
 }
 
+// A template that adds an id outside the vocabulary is refused at load, not emitted at encode.
+TEST(Errors, TemplateSpecialTokenOutsideTheVocabulary) {
+  Json j = base_json(word_level({"<unk>", "x"}));
+  j["post_processor"] = {{"type", "TemplateProcessing"},
+                         {"single", Json::array({{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                                                 {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+                         {"pair", nullptr},
+                         {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1000000000}}, {"tokens", {"<s>"}}}}}}};
+  EXPECT_THAT(error_of([&] { make(j); }), HasSubstr("post_processor: adds token id 1000000000, outside the vocabulary of 2"));
+  j["post_processor"]["special_tokens"]["<s>"]["ids"] = {1};
+  EXPECT_EQ(make(j).encode("x", true), (std::vector<std::int32_t>{1, 1}));
+}
+
 TEST(Errors, BadInputAtEncodeAndDecode) {
   const Tokenizer tok = make(base_json(word_level({"<unk>", "x"})));
   EXPECT_THAT(error_of([&] { tok.encode("ok\xC3"); }), HasSubstr("text: invalid UTF-8 at byte 2"));
