@@ -25,7 +25,9 @@ void add_remix_flags(CLI::App* cmd, RemixFlags& f, bool with_methods) {
                     "comma-separated: base, icl (the neighbours as few-shot demonstrations), mode, kernel, ngd, oracle "
                     "(oracle = upper bound with the true label)")
         ->capture_default_str();
-  cmd->add_option("--layers", f.layers, "critical MoE layers: last:M, first:M, middle:M, all, or a list 11,13,15")
+  cmd->add_option("--layers", f.layers,
+                  "critical MoE layers: last:M, first:M, middle:M, all, or a list 11,13,15 (default: last:5, "
+                  "or every MoE layer of a model with fewer)")
       ->capture_default_str();
   cmd->add_option("--tokens", f.tokens,
                   "prompt positions re-mixed: last (the last token), last:J (the last J tokens) or all (every token)")
@@ -65,7 +67,7 @@ void add_remix_flags(CLI::App* cmd, RemixFlags& f, bool with_methods) {
 
 remix::RemixOptions RemixFlags::options() const {
   remix::RemixOptions o;
-  o.layers = remix::CriticalLayers::parse(layers);
+  if (!layers.empty()) o.layers = remix::CriticalLayers::parse(layers);
   o.tokens = remix::RemixTokens::parse(tokens);
   if (core_experts < 1) throw Error("", "--core-experts", "must be at least 1");
   o.core_experts = core_experts;

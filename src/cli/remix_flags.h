@@ -15,7 +15,7 @@ namespace c3po::cli {
 
 struct RemixFlags {
   std::string methods = "base";
-  std::string layers = "last:5";
+  std::string layers;  // empty: the default, last 5 (every MoE layer of a model with fewer)
   std::string tokens = "last";
   int core_experts = 20;
   int steps = 10;

@@ -1,5 +1,7 @@
 #include "remix/options.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -36,6 +38,7 @@ double parse_double(const std::string& s, const std::string& field) {
 
 CriticalLayers CriticalLayers::parse(const std::string& spec) {
   CriticalLayers c;
+  c.strict = true;
   const auto colon = spec.find(':');
   const std::string head = spec.substr(0, colon);
   if (head == "all" && colon == std::string::npos) {
@@ -81,6 +84,10 @@ std::string CriticalLayers::to_string() const {
 
 std::vector<int> CriticalLayers::resolve(int n) const {
   std::vector<int> out;
+  if (strict && rule != Rule::All && rule != Rule::List && count > n)
+    throw Error("", "layers",
+                fmt::format("{} asks for {} MoE layers, but the model has {} (use all, or a count up to {})",
+                            to_string(), count, n, n));
   const int m = std::min(count, n);
   switch (rule) {
     case Rule::Last:
@@ -98,7 +105,7 @@ std::vector<int> CriticalLayers::resolve(int n) const {
     case Rule::List:
       for (int v : list) {
         if (v >= n)
-          throw Error("", "--layers", "MoE layer " + std::to_string(v) + " does not exist: the model has " +
+          throw Error("", "layers", "MoE layer " + std::to_string(v) + " does not exist: the model has " +
                                           std::to_string(n) + " MoE layers (0.." + std::to_string(n - 1) + ")");
         out.push_back(v);
       }

@@ -13,10 +13,14 @@ struct CriticalLayers {
   Rule rule = Rule::Last;
   int count = 5;
   std::vector<int> list;
+  // A spec the user wrote (parse()) must fit the model: last:99 on a 16-layer model is an error,
+  // as 99 is. The default (last 5) takes every MoE layer of a model with fewer.
+  bool strict = false;
 
   static CriticalLayers parse(const std::string& spec);  // throws c3po::Error on a bad spec
   std::string to_string() const;
-  // Sorted MoE-layer indices for a model with num_moe_layers; counts larger than the model clamp.
+  // Sorted MoE-layer indices for a model with num_moe_layers; c3po::Error when a strict count or a
+  // listed layer does not fit.
   std::vector<int> resolve(int num_moe_layers) const;
 };
 

@@ -14,7 +14,7 @@ TEST(CriticalLayers, ResolvesEveryRule) {
   EXPECT_EQ(CriticalLayers::parse("middle:3").resolve(4), (std::vector<int>{0, 1, 2}));
   EXPECT_EQ(CriticalLayers::parse("all").resolve(3), (std::vector<int>{0, 1, 2}));
   EXPECT_EQ(CriticalLayers::parse("9,2,2,5").resolve(16), (std::vector<int>{2, 5, 9}));
-  EXPECT_EQ(CriticalLayers::parse("last:10").resolve(4), (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(CriticalLayers{}.resolve(4), (std::vector<int>{0, 1, 2, 3}));  // the default takes what there is
   EXPECT_EQ(CriticalLayers::parse("last:2").to_string(), "last:2");
 }
 
@@ -24,6 +24,11 @@ TEST(CriticalLayers, RejectsBadSpecs) {
   EXPECT_THROW(CriticalLayers::parse("sideways:3"), c3po::Error);
   EXPECT_THROW(CriticalLayers::parse("1,x"), c3po::Error);
   EXPECT_THROW(CriticalLayers::parse("3,20").resolve(16), c3po::Error);
+  // A count the user wrote must fit the model, like a listed layer.
+  EXPECT_THROW(CriticalLayers::parse("last:99").resolve(16), c3po::Error);
+  EXPECT_THROW(CriticalLayers::parse("first:5").resolve(4), c3po::Error);
+  EXPECT_THROW(CriticalLayers::parse("middle:17").resolve(16), c3po::Error);
+  EXPECT_EQ(CriticalLayers::parse("last:16").resolve(16).size(), 16u);
 }
 
 TEST(RemixTokens, ParsesLastLastJAndAll) {
