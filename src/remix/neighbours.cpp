@@ -35,7 +35,21 @@ void CandidatePools::parse(const std::string& spec) {
     std::string d;
     while (std::getline(ds, d, ',')) if (!d.empty()) sets.push_back(d);
     pools_[entry.substr(0, eq)] = sets;
+    given_.push_back(entry.substr(0, eq));
   }
+}
+
+void CandidatePools::check(const ReferenceStore& store) const {
+  const auto& held = store.datasets();
+  for (const auto& task : given_)
+    for (const auto& d : pools_.at(task))
+      if (std::find(held.begin(), held.end(), d) == held.end()) {
+        std::string list;
+        for (const auto& h : held) list += (list.empty() ? "" : ", ") + h;
+        throw Error(store.path(), "pools",
+                    "the pool of " + task + " names \"" + d + "\", which this store does not hold (it holds: " + list +
+                        ")");
+      }
 }
 
 torch::Tensor CandidatePools::mask(const ReferenceStore& store, const std::string& task) const {

@@ -33,12 +33,16 @@ class CandidatePools {
   static CandidatePools paper_default();
   // "arc_challenge=openbookqa,sciq;hellaswag=commonsense_qa" adds or replaces entries.
   void parse(const std::string& spec);
+  // c3po::Error naming the store when an entry given to parse() names a dataset the store does not
+  // hold (the default entries may name datasets a store lacks: those tasks use what is there).
+  void check(const ReferenceStore& store) const;
   // Mask [N] bool of usable references for a task (correct ones from the allowed datasets).
   torch::Tensor mask(const ReferenceStore& store, const std::string& task) const;
   const std::map<std::string, std::vector<std::string>>& entries() const { return pools_; }
 
  private:
   std::map<std::string, std::vector<std::string>> pools_;
+  std::vector<std::string> given_;  // tasks whose entry came from parse()
 };
 
 // queries [Q, D] (unit rows), candidate mask [N]; self_rows: per query the store row of the query

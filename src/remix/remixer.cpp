@@ -205,6 +205,7 @@ RemixSession::RemixSession(const model::MoeModel& model, const tokenizer::Tokeni
   store_->require({model.fingerprint(), embedder_.identity(), std::string(data::kLetterPromptFormat)});
   if (store_->num_moe_layers() != model.num_moe_layers() || store_->num_experts() != model.num_experts())
     throw Error(store_->path(), "pathways", "the store's pathways do not have this model's MoE layers and experts");
+  pools_.check(*store_);
 }
 
 const ReferenceStore& RemixSession::store() const {

@@ -188,6 +188,27 @@ TEST(Neighbours, SelfIsFoundByDatasetAndId) {
   EXPECT_EQ(nb.members[0].index, 0);  // b's 7 stays a neighbour
 }
 
+// A pool the user writes must name datasets the store holds; the default pools may name absent ones.
+TEST(Neighbours, GivenPoolsMustNameStoredDatasets) {
+  const auto path = temp_path("poolcheck.store");
+  auto rows = rows_at({0.3, 0.4}, {"sciq", "openbookqa"});
+  ReferenceStore::write(path, kId, {2, 2, 0, 0}, {"openbookqa", "sciq"}, rows);
+  auto s = ReferenceStore::open(path);
+  EXPECT_NO_THROW(CandidatePools::paper_default().check(s));
+  auto pools = CandidatePools::paper_default();
+  pools.parse("arc_challenge=sciq,openbookqa");
+  EXPECT_NO_THROW(pools.check(s));
+  pools.parse("arc_challenge=sciqq");
+  try {
+    pools.check(s);
+    FAIL() << "an unknown dataset was accepted";
+  } catch (const c3po::Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("sciqq"), std::string::npos) << m;
+    EXPECT_NE(m.find("openbookqa, sciq"), std::string::npos) << m;
+  }
+}
+
 TEST(Neighbours, CandidatePoolsAndIncorrectReferences) {
   const auto path = temp_path("pool.store");
   auto rows = rows_at({0.3, 0.4, 0.5, 0.6, 0.7}, {"sciq", "mmlu", "openbookqa", "sciq", "sciq"});
