@@ -4,6 +4,9 @@
 #include <string>
 #include <fmt/core.h>
 
+#include <new>
+#include <typeinfo>
+
 #include "cli/commands.h"
 #include "io/error.h"
 #include "model/threads.h"
@@ -37,8 +40,14 @@ int main(int argc, char** argv) {
   } catch (const c3po::Error& e) {
     fmt::print(stderr, "c3po: error: {}\n", e.what());
     return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "c3po: error: out of memory (a size in the input, or the model, is larger than this machine "
+                       "can hold)\n");
+    return 1;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "c3po: error: {}\n", e.what());
+    // A library's own exception type: say what failed, never only its type's name.
+    fmt::print(stderr, "c3po: error: {} (an unexpected {} failure; please report it)\n", e.what(),
+               typeid(e).name());
     return 1;
   }
 }

@@ -71,7 +71,8 @@ remix::RemixOptions RemixFlags::options() const {
   o.tokens = remix::RemixTokens::parse(tokens);
   if (core_experts < 1) throw Error("", "--core-experts", "must be at least 1");
   o.core_experts = core_experts;
-  if (steps < 0) throw Error("", "--steps", "must not be negative");
+  // Bounds far above any useful value, so a typo cannot start a run that never ends.
+  if (steps < 0 || steps > 10000) throw Error("", "--steps", "must be between 0 and 10000");
   o.opt.steps = steps;
   if (!(lr >= 0) || !std::isfinite(lr)) throw Error("", "--lr", "must be a finite number >= 0");
   if (!(lr_min >= 0) || !std::isfinite(lr_min)) throw Error("", "--lr-min", "must be a finite number >= 0");
@@ -89,7 +90,7 @@ remix::RemixOptions RemixFlags::options() const {
   if (param == "direct") o.opt.param = remix::Parameterisation::Direct;
   else if (param == "log") o.opt.param = remix::Parameterisation::Log;
   else throw Error("", "--param", "expected direct or log, got \"" + param + "\"");
-  if (k < 1) throw Error("", "--k", "must be at least 1");
+  if (k < 1 || k > 100000) throw Error("", "--k", "must be between 1 and 100000");
   o.neighbours.k = k;
   if (!std::isfinite(epsilon)) throw Error("", "--epsilon", "must be a finite number (negative: off)");
   if (epsilon >= 0) o.neighbours.epsilon = epsilon;
@@ -108,7 +109,7 @@ remix::RemixOptions RemixFlags::options() const {
       throw Error("", "--alpha", "expected grid or a number in [0, 1], got \"" + alpha + "\"");
     }
   }
-  if (mode_iterations < 0) throw Error("", "--mode-iterations", "must not be negative");
+  if (mode_iterations < 0 || mode_iterations > 10000) throw Error("", "--mode-iterations", "must be between 0 and 10000");
   o.mode_iterations = mode_iterations;
   if (!(mode_alpha >= 0 && mode_alpha <= 1)) throw Error("", "--mode-alpha", "must be in [0, 1]");
   o.mode_alpha = mode_alpha;

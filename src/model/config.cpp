@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -98,12 +100,23 @@ class Fields {
   const json& j_;
 };
 
+// Sizes far beyond any released model are refused before anything is allocated for them (a
+// config saying 10^9 layers would otherwise end in std::bad_alloc).
+void at_most(const std::string& source, const char* key, int64_t v, int64_t max) {
+  if (v > max) throw Error(source, key, fmt::format("{} is beyond what c3po supports (at most {})", v, max));
+}
+
 void parse_common(const Fields& f, ModelConfig& c, double default_eps, double default_theta) {
   c.vocab_size = f.positive("vocab_size");
   c.hidden_size = f.positive("hidden_size");
   c.num_layers = f.positive("num_hidden_layers");
   c.num_heads = f.positive("num_attention_heads");
   c.num_kv_heads = f.positive("num_key_value_heads", c.num_heads);
+  at_most(c.source, "vocab_size", c.vocab_size, int64_t{1} << 24);
+  at_most(c.source, "hidden_size", c.hidden_size, int64_t{1} << 17);
+  at_most(c.source, "num_hidden_layers", c.num_layers, 1024);
+  at_most(c.source, "num_attention_heads", c.num_heads, 4096);
+  at_most(c.source, "num_key_value_heads", c.num_kv_heads, 4096);
   c.rms_norm_eps = f.positive_number("rms_norm_eps", default_eps);
   c.rope_theta = f.positive_number("rope_theta", default_theta);
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
@@ -134,6 +147,7 @@ void finish_attention(const Fields& f, ModelConfig& c) {
 }
 
 void check_experts(ModelConfig& c, const char* experts_field) {
+  at_most(c.source, experts_field, c.num_experts, 1 << 16);
   if (c.top_k > c.num_experts)
     throw Error(c.source, "num_experts_per_tok",
                 "top-k " + std::to_string(c.top_k) + " exceeds " + experts_field + " " +

@@ -117,7 +117,8 @@ TEST(EvalCli, BadOptionsAreClearErrors) {
 // Non-finite or out-of-range re-mixing values are refused, naming the flag, before anything runs.
 TEST(EvalCli, NonFiniteRemixFlagsAreRefused) {
   for (const std::string flag : {"--lr nan", "--lr inf", "--lr-min nan", "--alpha nan", "--leakage-guard nan",
-                                 "--epsilon nan", "--mode-alpha nan"}) {
+                                 "--epsilon nan", "--mode-alpha nan", "--steps 1000000000", "--mode-iterations 99999999",
+                                 "--k 1000000000"}) {
     const auto r = run_c3po("eval " + model_and_arc() + " --limit 1 --dtype f32 --method ngd --reference /nonexistent.store " + flag);
     EXPECT_NE(r.code, 0) << flag;
     EXPECT_NE(r.err.find(flag.substr(0, flag.find(' '))), std::string::npos) << flag << ": " << r.err;

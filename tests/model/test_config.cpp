@@ -125,6 +125,20 @@ TEST(Config, EpsilonAndRopeBaseMustBeFinitePositive) {
   EXPECT_NO_THROW(parse_config("cfg.json", with(R"("rms_norm_eps":1e-6,"rope_theta":1e6)")));
 }
 
+// Sizes beyond any real model are refused at parse time, before anything is allocated.
+TEST(Config, UnboundedSizesAreRefused) {
+  const std::string m = kMinimalMixtral;
+  auto replace = [&](const std::string& from, const std::string& to) {
+    std::string s = m;
+    s.replace(s.find(from), from.size(), to);
+    return s;
+  };
+  expect_error(replace("\"num_hidden_layers\":2", "\"num_hidden_layers\":1000000000"), "num_hidden_layers", "at most 1024");
+  expect_error(replace("\"vocab_size\":100", "\"vocab_size\":1000000000"), "vocab_size", "at most");
+  expect_error(replace("\"num_local_experts\":4", "\"num_local_experts\":10000000"), "num_local_experts", "at most");
+  expect_error(replace("\"hidden_size\":32", "\"hidden_size\":1000000000"), "hidden_size", "at most");
+}
+
 TEST(Config, Errors) {
   expect_error(R"({"model_type":"llama","hidden_size":3})", "model_type", "llama");
   expect_error(R"({"hidden_size":3})", "model_type");
