@@ -83,6 +83,12 @@ nlohmann::json method_record(const ItemMethod& m, const data::McItem& item, std:
   if (o.prediction < 0 || o.prediction >= static_cast<int>(n_choices))
     throw Error(where, "method " + m.name(),
                 fmt::format("prediction {} is not a choice index [0, {})", o.prediction, n_choices));
+  // An answer computed from NaN or infinity is no answer: stop, naming the item.
+  for (const auto* v : {&o.letter_probs, &o.loglik})
+    for (double x : *v)
+      if (!std::isfinite(x))
+        throw Error(where, "method " + m.name(),
+                    fmt::format("answered from a non-finite score ({}); nothing is recorded for this item", x));
   nlohmann::json r = {{"prediction", o.prediction}, {"flops", o.flops}};
   if (!o.loglik.empty()) r["loglik"] = o.loglik;
   else r["letter_probs"] = o.letter_probs;
@@ -331,6 +337,10 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
         if (b < lb.result.prefixes.size()) ctx.prefix = &lb.result.prefixes[b];
 
         const std::vector<double> logits = to_doubles(ctx.letter_logits);
+        for (double x : logits)
+          if (!std::isfinite(x))
+            throw Error(item.source.empty() ? item.id : item.source, "base",
+                        fmt::format("the model's letter logits are not finite ({}): check the weights and config", x));
         nlohmann::json rec = item_header(tasks[p.task], p.task, p.index);
         rec["n_tokens"] = req.ids.size();
         if (req.truncated) rec["truncated"] = true;
@@ -385,6 +395,9 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
         std::vector<model::ScoreRequest> inputs;
         for (std::size_t j = 0; j < lr.requests.size(); ++j) {
           lls.push_back(scores[k - s][j].loglik);
+          if (!std::isfinite(lls.back()))
+            throw Error(tasks[p.task].items[p.index].source, "base",
+                        fmt::format("the log-likelihood of choice {} is not finite ({})", j, lls.back()));
           greedy.push_back(scores[k - s][j].is_greedy);
           inputs.push_back(loglik_input(lr.requests[j], max_length));
         }

@@ -1,6 +1,8 @@
 // The harness end to end on a tiny checkpoint and the first items of real benchmark files,
 // against independent computations from the engine's own full-vocabulary / all-position logits.
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -335,6 +337,36 @@ class Oracle : public ItemMethod {
     return o;
   }
 };
+
+class NanMethod : public ItemMethod {
+ public:
+  std::string name() const override { return "nan"; }
+  MethodOutcome run(const ItemContext& ctx) override {
+    MethodOutcome o;
+    o.prediction = 0;
+    o.letter_probs.assign(ctx.item->choices.size(), std::nan(""));
+    return o;
+  }
+};
+
+// A method that answers from NaN probabilities stops the run with the item named; nothing is written
+// for that item.
+TEST(EvalHarness, NonFiniteAnswersAreRefused) {
+  auto s = base_settings();
+  s.tasks = {{"arc_challenge", test::arc_dev(), ""}};
+  s.limit = 2;
+  std::vector<std::unique_ptr<ItemMethod>> methods;
+  methods.push_back(std::make_unique<NanMethod>());
+  try {
+    run_eval(s, tiny_model(), tiny_tokenizer(), methods, quiet());
+    FAIL() << "a NaN answer was recorded";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("method nan"), std::string::npos) << m;
+    EXPECT_NE(m.find("non-finite"), std::string::npos) << m;
+    EXPECT_NE(m.find("ARC-Challenge-Dev.jsonl"), std::string::npos) << m;
+  }
+}
 
 TEST(EvalHarness, ExtraMethodsRunPerItemAndAreReportedAgainstBase) {
   auto s = base_settings();
