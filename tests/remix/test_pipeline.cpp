@@ -3,13 +3,19 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "data/registry.h"
 #include "eval/harness.h"
 #include "model/engine.h"
+#include "model/config.h"
+#include "io/error.h"
+#include "io/safetensors.h"
 #include "remix/build.h"
 #include "remix/remixer.h"
 #include "tokenizer/tokenizer.h"
@@ -105,6 +111,37 @@ TEST(LetterPrompt, OverLongItemsAreTruncatedEverywhere) {
   const auto refs = session.references({0, 1}, nullptr);
   ASSERT_NE(refs[0].prefix, nullptr);
   EXPECT_EQ(refs[0].prefix->position + refs[0].prefix->tokens, model->config().max_position_embeddings);
+}
+
+// A model that computes NaN stops the reference build with the item named, before anything is
+// stored (here: the demo model with a NaN in one router row).
+TEST(ReferenceBuild, NonFinitePathwaysAreRefused) {
+  const auto config = model::load_config(kDemo);
+  io::SafetensorsFile file(kDemo + "/model.safetensors");
+  std::map<std::string, torch::Tensor> tensors;
+  for (const auto& t : file.tensors()) {
+    auto x = torch::empty(t.shape, torch::kFloat32);
+    std::memcpy(x.data_ptr(), t.data, t.nbytes);
+    tensors[t.name] = x;
+  }
+  tensors["model.layers.2.mlp.gate.weight"][3][0] = std::nanf("");
+  auto model = model::MoeModel::from_tensors(config, tensors, model::Dtype::F32);
+  auto tok = tokenizer::Tokenizer::load(kDemo);
+  const auto dir = temp_dir("nan");
+  remix::BuildOptions o;
+  o.sources.push_back({"generic", kDemo + "/data/reference.jsonl", ""});
+  o.limit = 4;
+  o.progress = nullptr;
+  o.embedder = remix::EmbedderChoice::parse("hash");
+  o.out = dir + "/nan.store";
+  try {
+    remix::build_reference_store(*model, tok, o);
+    FAIL() << "a store of NaN pathways was built";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("reference.jsonl:1"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not finite"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(o.out));
 }
 
 TEST(Oracle, OverrideReachesTheAnswerOnHeldOutItems) {
