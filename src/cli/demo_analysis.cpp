@@ -128,8 +128,6 @@ DemoAnalysis analyse_demo(const DemoAnalysisInput& in) {
       std::vector<double> curve;
       text += "Accuracy after each NGD step (step 0: before any):\n\n| step |";
       for (std::size_t t = 0; t < right.size(); ++t) text += fmt::format(" {} |", t);
-      text += "\n|---|" + std::string(right.size() * 5, '-').replace(0, 0, "") + "\n| acc % |";
-      text.erase(text.rfind("\n|---|"));
       text += "\n|---|";
       for (std::size_t t = 0; t < right.size(); ++t) text += "---:|";
       text += "\n| acc % |";

@@ -21,6 +21,9 @@ struct McItem {
   std::string source;  // "<path>:<line>" of the item's first line
 };
 
+// Where an item came from, for error messages: "<path>:<line>", else its id.
+inline const std::string& origin(const McItem& item) { return item.source.empty() ? item.id : item.source; }
+
 struct ReadOptions {
   bool skip_bad = false;         // skip and count malformed items instead of throwing
   std::size_t max_messages = 5;  // how many skip messages to keep

@@ -178,9 +178,7 @@ std::string render_fewshot_example(const McItem& shot) {
   return d.partial ? gold + " " + d.target : d.text + " " + gold;
 }
 
-namespace {
-
-LoglikItem render_loglik_after(const McItem& item, const std::vector<McItem>& shots) {
+LoglikItem render_loglik_with_demonstrations(const McItem& item, const std::vector<McItem>& shots) {
   const LmEvalDoc d = lm_eval_doc(item);
   std::string prefix = d.description;
   for (const auto& shot : shots) prefix += render_fewshot_example(shot) + "\n\n";
@@ -196,22 +194,16 @@ LoglikItem render_loglik_after(const McItem& item, const std::vector<McItem>& sh
   return out;
 }
 
-}  // namespace
-
 LoglikItem render_loglik(const McItem& item, const std::vector<McItem>& shots) {
   for (const auto& shot : shots)
     if (shot.task != item.task)
       throw Error(shot.source, "task", fmt::format("a {} example cannot be a shot for {}", shot.task, item.task));
-  return render_loglik_after(item, shots);
-}
-
-LoglikItem render_loglik_with_demonstrations(const McItem& item, const std::vector<McItem>& demonstrations) {
-  return render_loglik_after(item, demonstrations);
+  return render_loglik_with_demonstrations(item, shots);
 }
 
 std::string render_letter_demonstration(const McItem& shot) {
   if (shot.gold < 0 || static_cast<std::size_t>(shot.gold) >= shot.choices.size())
-    throw Error(shot.source.empty() ? shot.id : shot.source, "gold", "a demonstration needs its gold answer");
+    throw Error(origin(shot), "gold", "a demonstration needs its gold answer");
   return render_letter_prompt(shot) + answer_letter(static_cast<std::size_t>(shot.gold));
 }
 

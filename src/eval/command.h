@@ -1,5 +1,4 @@
 #pragma once
-#include <algorithm>
 // The `c3po eval` command, as a reusable piece: src/cli/cmd_eval.cpp creates the subcommand with
 // add_eval_subcommand and runs it with run_eval_command. No torch here.
 //
@@ -25,6 +24,7 @@
 //   });
 // Each ItemMethod's settings() is recorded too (results.json "settings"."method_config").
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <functional>

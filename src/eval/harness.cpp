@@ -79,7 +79,7 @@ nlohmann::json method_record(const ItemMethod& m, const data::McItem& item, std:
   const auto t0 = Clock::now();
   MethodOutcome o = run();
   const double secs = o.seconds > 0 ? o.seconds : seconds_since(t0);
-  const std::string where = item.source.empty() ? item.id : item.source;
+  const std::string& where = data::origin(item);
   if (o.prediction < 0 || o.prediction >= static_cast<int>(n_choices))
     throw Error(where, "method " + m.name(),
                 fmt::format("prediction {} is not a choice index [0, {})", o.prediction, n_choices));
@@ -339,7 +339,7 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
         const std::vector<double> logits = to_doubles(ctx.letter_logits);
         for (double x : logits)
           if (!std::isfinite(x))
-            throw Error(item.source.empty() ? item.id : item.source, "base",
+            throw Error(data::origin(item), "base",
                         fmt::format("the model's letter logits are not finite ({}): check the weights and config", x));
         nlohmann::json rec = item_header(tasks[p.task], p.task, p.index);
         rec["n_tokens"] = req.ids.size();
@@ -361,7 +361,7 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
   } else {
     const auto& cfg = model.config();
     const std::optional<int64_t> prefix = prefix_token_id(tok, cfg.bos_token_id, cfg.eos_token_ids);
-    const int64_t max_length = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings : 2048;
+    const int64_t max_length = loglik_max_length(cfg.max_position_embeddings);
     std::vector<std::vector<std::optional<LoglikRequests>>> reqs(tasks.size());
     std::vector<Pending> pending;
     for (std::size_t t = 0; t < tasks.size(); ++t) {
@@ -396,7 +396,7 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
         for (std::size_t j = 0; j < lr.requests.size(); ++j) {
           lls.push_back(scores[k - s][j].loglik);
           if (!std::isfinite(lls.back()))
-            throw Error(tasks[p.task].items[p.index].source, "base",
+            throw Error(data::origin(tasks[p.task].items[p.index]), "base",
                         fmt::format("the log-likelihood of choice {} is not finite ({})", j, lls.back()));
           greedy.push_back(scores[k - s][j].is_greedy);
           inputs.push_back(loglik_input(lr.requests[j], max_length));

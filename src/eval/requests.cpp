@@ -48,7 +48,7 @@ LetterRequest encode_letter_request(const tokenizer::Tokenizer& tok, const data:
   LetterRequest r;
   r.prompt = preamble + data::render_letter_prompt(item);
   r.ids = widen(tok.encode(r.prompt));
-  const std::string where = item.source.empty() ? item.id : item.source;
+  const std::string& where = data::origin(item);
   if (r.ids.empty()) throw Error(where, "prompt", "encodes to no token");
   r.letter_ids = letter_token_ids(tok, r.prompt, item.choices.size(), where);
   if (max_tokens > 0 && r.ids.size() > max_tokens) {
@@ -62,13 +62,17 @@ std::size_t context_length(int64_t max_position_embeddings) {
   return static_cast<std::size_t>(std::max<int64_t>(0, max_position_embeddings));
 }
 
+int64_t loglik_max_length(int64_t max_position_embeddings) {
+  return max_position_embeddings > 0 ? max_position_embeddings : 2048;
+}
+
 LoglikRequests encode_loglik_item(const tokenizer::Tokenizer& tok, const data::McItem& item,
                                   std::optional<int64_t> prefix_token,
                                   const std::vector<data::McItem>& demonstrations) {
   LoglikRequests out;
   out.item = demonstrations.empty() ? data::render_loglik(item)
                                     : data::render_loglik_with_demonstrations(item, demonstrations);
-  const std::string where = item.source.empty() ? item.id : item.source;
+  const std::string& where = data::origin(item);
   for (std::size_t i = 0; i < out.item.requests.size(); ++i) {
     const data::LoglikRequest split = data::encode_pair_split(out.item.requests[i]);
     LoglikTokens t;

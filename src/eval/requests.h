@@ -33,6 +33,8 @@ LetterRequest encode_letter_request(const tokenizer::Tokenizer& tok, const data:
 
 // max_position_embeddings, or 0 (no limit) when the config does not give it.
 std::size_t context_length(int64_t max_position_embeddings);
+// The log-likelihood protocol's max_length: max_position_embeddings, else lm-eval's default 2048.
+int64_t loglik_max_length(int64_t max_position_embeddings);
 
 // One lm-eval request as tokens: the model reads context + continuation[:-1] and is scored on
 // every continuation token.

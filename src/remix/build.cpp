@@ -136,7 +136,7 @@ BuildReport build_reference_store(const model::MoeModel& model, const tokenizer:
       const auto letters = res.logits[r].index_select(0, torch::tensor(cols, torch::kLong)).to(torch::kFloat);
       // A store of NaN pathways would poison every neighbour search later: stop here, naming the item.
       if (!torch::isfinite(letters).all().item<bool>() || !torch::isfinite(res.pathway[r]).all().item<bool>())
-        throw Error(item.source.empty() ? item.id : item.source, "pathway",
+        throw Error(data::origin(item), "pathway",
                     "the model's letter logits or router distribution for this item are not finite; check the "
                     "weights and config (nothing was stored)");
       const int prediction = static_cast<int>(letters.argmax().item<int64_t>());

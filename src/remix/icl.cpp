@@ -78,7 +78,7 @@ eval::MethodOutcome IclMethod::run_loglik(const eval::LoglikContext& lctx) {
   const auto shots = demonstrations(ctx, details);
   const auto prefix = eval::prefix_token_id(S.tokenizer(), cfg.bos_token_id, cfg.eos_token_ids);
   const auto reqs = eval::encode_loglik_item(S.tokenizer(), *lctx.item, prefix, shots);
-  const int64_t max_length = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings : 2048;
+  const int64_t max_length = eval::loglik_max_length(cfg.max_position_embeddings);
   const auto scores = eval::score_continuation_groups(model, {reqs.requests}, reqs.requests.size(), max_length);
   std::vector<model::ScoreRequest> inputs;
   for (std::size_t j = 0; j < reqs.requests.size(); ++j) {

@@ -76,8 +76,6 @@ class PrefixCache {
   std::size_t bytes() const { return bytes_; }
   int64_t hits() const { return hits_; }
   int64_t misses() const { return misses_; }
-  // Keeps these alive while one item is processed (they are not evicted until unpinned).
-  void pin(const std::vector<int64_t>& indices) { pinned_ = indices; }
   const std::vector<int64_t>& pinned() const { return pinned_; }
   // Pins `indices` in addition to what is pinned, for its lifetime: the earlier pins come back
   // when it ends, by return or by exception, so no state stays pinned for ever.
@@ -102,6 +100,7 @@ class PrefixCache {
   void clear();
 
  private:
+  void pin(const std::vector<int64_t>& indices) { pinned_ = indices; }  // through Pin only
   void evict();
   std::size_t budget_, bytes_ = 0;
   int64_t hits_ = 0, misses_ = 0;
