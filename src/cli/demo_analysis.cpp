@@ -26,6 +26,7 @@ const std::map<std::string, double>& paper_olmoe() {
 // are left out.
 struct Families {
   std::map<std::string, std::string> family, cue;
+  std::string unread;  // why the file gave no families (its error), empty when it did
 };
 
 Families families_of(const std::string& path) {
@@ -33,7 +34,8 @@ Families families_of(const std::string& path) {
   std::vector<demo::McItem> items;
   try {
     items = demo::read_jsonl(path);
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    out.unread = e.what();
     return out;
   }
   for (const auto& it : items) {
@@ -76,7 +78,8 @@ struct Usage {
 
 DemoAnalysis analyse_demo(const DemoAnalysisInput& in) {
   DemoAnalysis out;
-  const auto ref_family = families_of(in.reference_file).family;
+  const auto ref_families = families_of(in.reference_file);
+  const auto& ref_family = ref_families.family;
   const auto& store = *in.store;
   const int top_k = in.model->top_k();
   const int E = in.model->num_experts();
@@ -103,6 +106,9 @@ DemoAnalysis analyse_demo(const DemoAnalysisInput& in) {
     const auto families = families_of(cond.data_file);
     const auto& family = families.family;
     const auto& cue = families.cue;
+    for (const auto* f : {&ref_families, &families})
+      if (!f->unread.empty())
+        text += "Per-family numbers are left out: the file is not in the demo's format (" + f->unread + ").\n\n";
     const auto& records = cond.run->records.at(0);
     nlohmann::json J = {{"condition", cond.name}, {"data", cond.data_file}, {"n", records.size()}};
     text += fmt::format("\n### {} ({} items of {})\n\n", cond.name, records.size(), cond.data_file);

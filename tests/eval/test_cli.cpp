@@ -135,6 +135,25 @@ TEST(EvalCli, NegativeCountsAreRefused) {
   }
 }
 
+// icl is the one method that runs in the log-likelihood protocol, from the command line too; the
+// re-mixing methods are refused there by name.
+TEST(EvalCli, IclRunsInTheLoglikProtocol) {
+  const std::string demo = std::string(C3PO_SOURCE_DIR) + "/models/demo";
+  const std::string store = test::make_temp_dir("icl") + "/ref.store";
+  auto r = run_c3po("reference build " + demo + " --data generic=" + demo + "/data/reference.jsonl --limit 40 --dtype f32 "
+                    "--embedder hash --out " + store);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string eval = "eval " + demo + " --task generic --data " + demo + "/data/test.jsonl --limit 3 --dtype f32 "
+                           "--protocol loglik --embedder hash --reference " + store;
+  r = run_c3po(eval + " --method icl");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| generic | icl | 3 |"), std::string::npos) << r.out;
+  r = run_c3po(eval + " --method ngd");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("method ngd"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("letter protocol"), std::string::npos) << r.err;
+}
+
 // The thread count of train-demo: its own --threads, else the global one, else 1.
 TEST(TrainDemoCli, GlobalThreadsReachTheTraining) {
   const std::string out = test::make_temp_dir("train-demo");
