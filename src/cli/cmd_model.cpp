@@ -78,9 +78,8 @@ int run_info(const std::string& folder, const std::string& dtype) {
   for (int64_t i = 0; i < c.num_layers; ++i)
     if (c.layer_is_moe[i]) moe_list += (moe_list.empty() ? "" : ",") + std::to_string(i);
   fmt::print("MoE layers        {} (decoder layers {})\n", c.num_moe_layers(), moe_list);
-  fmt::print("experts           {} routed, top-{}, width {}{}{}\n", c.num_experts, c.top_k, c.moe_intermediate_size,
-             c.norm_topk_prob ? ", renormalised" : "",
-             c.routed_scaling_factor != 1.0 ? fmt::format(", scaled x{}", c.routed_scaling_factor) : "");
+  fmt::print("experts           {} routed, top-{}, width {}{}\n", c.num_experts, c.top_k, c.moe_intermediate_size,
+             c.norm_topk_prob ? ", renormalised" : "");
   if (shared)
     fmt::print("shared experts    one MLP of width {}{}\n", c.shared_expert_intermediate_size,
                c.shared_expert_gated ? ", sigmoid-gated" : ", ungated");

@@ -11,6 +11,7 @@
 
 #include "data/text.h"
 #include "io/error.h"
+#include "io/hash.h"
 #include "io/files.h"
 
 namespace c3po::data {
@@ -727,19 +728,6 @@ ReadResult read_openbookqa(const std::string& path, const ReadOptions& options) 
 // ---------------------------------------------------------------------------------------------
 // SciQ
 
-namespace {
-
-std::uint64_t fnv1a64(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-}  // namespace
-
 ReadResult read_sciq(const std::string& path, const ReadOptions& options) {
   ReadResult result;
   result.files.push_back(path);
@@ -763,7 +751,7 @@ ReadResult read_sciq(const std::string& path, const ReadOptions& options) {
       // The release has no order; lm-eval uses [d1, d2, d3, correct] (gold always last), which
       // would teach a letter-protocol reference store "D". The letter order puts the correct
       // answer at a position fixed by a hash of the question (reproducible, ~uniform).
-      const auto pos = static_cast<std::size_t>(fnv1a64(item.question) % 4);
+      const auto pos = static_cast<std::size_t>(io::fnv1a64(item.question) % 4);
       item.choices = {d1, d2, d3};
       item.choices.insert(item.choices.begin() + static_cast<std::ptrdiff_t>(pos), correct);
       item.gold = static_cast<int>(pos);

@@ -16,6 +16,7 @@
 #include "embed/layout.h"
 #include "io/error.h"
 #include "io/files.h"
+#include "io/hash.h"
 #include "io/safetensors.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
@@ -24,19 +25,6 @@ namespace c3po::embed {
 namespace fs = std::filesystem;
 
 namespace {
-
-// FNV-1a 64: stable across machines and runs, unlike std::hash.
-struct Fnv1a {
-  std::uint64_t h = 14695981039346656037ULL;
-  void add(const void* data, std::size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  }
-  void add(const std::string& s) {
-    add(s.data(), s.size());
-    add("\0", 1);
-  }
-};
 
 std::string read_bytes(const std::string& path) {
   io::require_regular_file(path);
@@ -97,7 +85,7 @@ struct EncoderLayer {
 // dtypes, into owned float32 tensors; hashes a sample of every tensor for the encoder's name.
 class WeightReader {
  public:
-  WeightReader(const io::Checkpoint& ck, Fnv1a& hash) : ck_(ck), hash_(hash) {
+  WeightReader(const io::Checkpoint& ck, io::Fnv1a64& hash) : ck_(ck), hash_(hash) {
     std::error_code ec;
     const fs::path index = fs::path(ck.path()) / "model.safetensors.index.json";
     file_ = fs::exists(index, ec) ? index.string() : (fs::path(ck.path()) / "model.safetensors").string();
@@ -139,8 +127,8 @@ class WeightReader {
     }
     at::Tensor raw = at::empty(shape, at::TensorOptions().dtype(st));
     std::memcpy(raw.data_ptr(), view.data, view.nbytes);
-    hash_.add(full);
-    hash_.add(shape_str(shape));
+    hash_.add_field(full);
+    hash_.add_field(shape_str(shape));
     const std::size_t sample = std::min<std::size_t>(view.nbytes, 256);
     hash_.add(view.data, sample);
     hash_.add(view.data + view.nbytes - sample, sample);
@@ -149,7 +137,7 @@ class WeightReader {
 
  private:
   const io::Checkpoint& ck_;
-  Fnv1a& hash_;
+  io::Fnv1a64& hash_;
   std::string file_;  // model.safetensors or its shard index, for error messages
   std::string prefix_;
 };
@@ -320,16 +308,16 @@ std::unique_ptr<SentenceEncoder> SentenceEncoder::load(const std::string& folder
     throw Error(max_len_file, max_len_field,
                 std::to_string(max_len) + " leaves no room for text beside the " + std::to_string(specials) + " special tokens");
 
-  Fnv1a hash;
-  hash.add(read_bytes(config_path));
-  hash.add(read_bytes(tokenizer_path));
-  hash.add(layout.digest_text);
+  io::Fnv1a64 hash(io::Fnv1a64::kStandardBasis);
+  hash.add_field(read_bytes(config_path));
+  hash.add_field(read_bytes(tokenizer_path));
+  hash.add_field(layout.digest_text);
   std::string settings = "max_len=" + std::to_string(max_len) + ";lower=" + std::to_string(layout.do_lower_case) +
                          ";left=" + std::to_string(layout.truncate_left) + ";pool=";
   for (Pooling p : layout.pooling) settings += std::string(pooling_name(p)) + "+";
   impl->normalize = layout.normalize || options.always_normalize;
   settings += ";norm=" + std::to_string(impl->normalize);
-  hash.add(settings);
+  hash.add_field(settings);
 
   {
     const io::Checkpoint ck = io::Checkpoint::open(layout.transformer_dir);
@@ -364,7 +352,7 @@ std::unique_ptr<SentenceEncoder> SentenceEncoder::load(const std::string& folder
   std::string base = fs::path(folder).lexically_normal().filename().string();
   if (base.empty() || base == ".") base = fs::path(folder).lexically_normal().parent_path().filename().string();
   char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash.h));
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash.value()));
   impl->name = "bert:" + base + ":" + hex;
   impl->folder_name = base;
   impl->layout = std::move(layout);

@@ -23,23 +23,16 @@ std::pair<torch::Tensor, torch::Tensor> Rope::tables(const torch::Tensor& positi
   auto idx = torch::arange(0, head_dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(head_dim);
   auto inv_freq = 1.0 / torch::pow(theta, idx);                         // [d/2]
   auto freqs = torch::outer(positions.to(torch::kFloat32), inv_freq);   // [N, d/2]
-  torch::Tensor emb = interleaved ? torch::repeat_interleave(freqs, 2, 1) : torch::cat({freqs, freqs}, 1);
+  const torch::Tensor emb = torch::cat({freqs, freqs}, 1);
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 
 torch::Tensor Rope::apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
   auto c = cos.unsqueeze(1);
   auto s = sin.unsqueeze(1);
-  torch::Tensor rotated;
-  if (interleaved) {
-    // pairs (2i, 2i+1): (a, b) -> (-b, a)
-    auto pairs = x.unflatten(-1, {head_dim / 2, 2});
-    rotated = torch::stack({-pairs.select(-1, 1), pairs.select(-1, 0)}, -1).flatten(-2);
-  } else {
-    auto x1 = x.narrow(-1, 0, head_dim / 2);
-    auto x2 = x.narrow(-1, head_dim / 2, head_dim / 2);
-    rotated = torch::cat({-x2, x1}, -1);
-  }
+  auto x1 = x.narrow(-1, 0, head_dim / 2);
+  auto x2 = x.narrow(-1, head_dim / 2, head_dim / 2);
+  const torch::Tensor rotated = torch::cat({-x2, x1}, -1);
   return x * c + rotated * s;
 }
 

@@ -20,11 +20,11 @@ struct SwiGlu {
   torch::Tensor operator()(const torch::Tensor& x) const;
 };
 
-// Rotary embedding tables for given positions: cos, sin [N, head_dim] in `dtype`.
+// Rotary embedding, rotate_half pairing (i, i + d/2) as every supported architecture uses.
+// tables(): cos, sin [N, head_dim] in `dtype` for the given positions.
 struct Rope {
   double theta = 10000.0;
   int64_t head_dim = 0;
-  bool interleaved = false;  // false: rotate_half pairs (i, i + d/2); true: pairs (2i, 2i+1)
   std::pair<torch::Tensor, torch::Tensor> tables(const torch::Tensor& positions, torch::ScalarType dtype) const;
   // x: [N, heads, d]; cos/sin: [N, d]
   torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const;

@@ -27,15 +27,13 @@ struct ModelConfig {
   int64_t num_experts = 0;            // routed experts E
   int64_t top_k = 0;
   int64_t shared_expert_intermediate_size = 0;  // 0: no shared expert
-  bool shared_expert_gated = false;             // Qwen2-MoE: sigmoid(w·x) * shared(x)
+  bool shared_expert_gated = false;             // Qwen2-MoE: sigmoid(shared_expert_gate · x) * shared(x)
   bool norm_topk_prob = false;                  // renormalise the k selected weights
   double topk_norm_eps = 0.0;                   // added to the renormalisation denominator
-  double routed_scaling_factor = 1.0;
   std::vector<bool> layer_is_moe;  // per decoder layer
 
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
-  bool rope_interleaved = false;  // false: rotate_half (pairs i, i+d/2)
   bool qkv_bias = false;
   bool o_bias = false;  // bias on o_proj (HF attention_bias)
   QkNorm qk_norm = QkNorm::None;
@@ -52,7 +50,8 @@ struct ModelConfig {
   int64_t decoder_layer_of_moe(int64_t moe_layer) const;
 };
 
-// Parses folder/config.json (or the given .json file). Unknown model_type, a missing required
+// Parses folder/config.json (or the given .json file) through its architecture's reader
+// (model/arch/). Unknown model_type, a missing required
 // field or an inconsistent value is a c3po::Error naming the file and field.
 ModelConfig load_config(const std::string& folder_or_file);
 ModelConfig parse_config(const std::string& source, const std::string& json_text);

@@ -1,7 +1,9 @@
 #pragma once
 // The MoE inference engine: exact forward of Hugging Face MoE checkpoints with router capture,
-// test-time routing overrides (method.md section 2), prefix states and cheap tail re-runs
-// (method.md section 7), and KV-cached greedy decoding.
+// test-time routing overrides (routing.h), prefix states and cheap tail re-runs (method.md
+// section 7), shared-prefix scoring and KV-cached greedy decoding. The parts live in
+// load.cpp (weights, fingerprint), batch.cpp (packing and validation), layers.cpp (the layer
+// loop and its blocks), forward.cpp (forward and tail), score.cpp and decode.cpp.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -13,57 +15,13 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/routing.h"
 
 namespace c3po::model {
 
 enum class Dtype { F32, BF16 };
 Dtype parse_dtype(const std::string& name);  // "f32" | "bf16"; anything else: c3po::Error
 const char* dtype_name(Dtype d);
-
-// LayerOverride::tokens for every position of a prompt.
-inline constexpr int64_t kAllTokens = 0;
-
-// Replaces the router's choice of one MoE layer at the last `tokens` positions of a prompt
-// (method.md section 6, "which tokens"): 1 (default) the last position only, J the last J,
-// kAllTokens every position; a prompt shorter than J is overridden at every position.
-// Hard mode (soft_set undefined): the router distribution of each of those positions becomes
-// omega (fp32, may require grad): [E], the same distribution at every overridden position, or
-// [n, E], one row per overridden position in prompt order (n must be their number); top-k of it is
-// selected, its entries are the mixing weights, then the architecture's own renormalisation /
-// scaling follow.
-// Soft mode (soft_set = int64 [s]): all experts in soft_set are mixed with weights omega[soft_set]
-// (renormalised over the set iff the architecture renormalises, then scaled).
-struct LayerOverride {
-  int moe_layer = 0;
-  torch::Tensor omega;     // [E] or [n, E] float32
-  torch::Tensor soft_set;  // undefined (hard) or [s] int64
-  int64_t tokens = 1;      // the last `tokens` positions; kAllTokens: all
-};
-
-struct RouteOverride {
-  std::vector<LayerOverride> layers;
-  bool empty() const { return layers.empty(); }
-  int min_moe_layer() const;  // -1 when empty
-};
-
-// What a MoE block decided for the routed rows it saw; handed to hooks.
-struct RouterEvent {
-  int moe_layer = 0;
-  int prompt = 0;           // index of the prompt in the batch
-  torch::Tensor probs;      // [T, E] float32 router distribution (before any override)
-  torch::Tensor topk_idx;   // [T, k] int64 (after any override)
-  torch::Tensor topk_weight;  // [T, k] float32 final mixing weights (after renorm/scale)
-};
-
-// The one interface through which all router capture and override goes.
-struct RoutingHook {
-  virtual ~RoutingHook() = default;
-  // Called once per MoE layer per prompt, after routing.
-  virtual void on_router(const RouterEvent& event) {}
-  // An override for this prompt's last positions (LayerOverride::tokens of them) in this MoE
-  // layer, or nullptr.
-  virtual const LayerOverride* override_last(int prompt, int moe_layer) { return nullptr; }
-};
 
 // From one forward of a prompt: what is needed to re-run ONLY its last `tokens` tokens from MoE
 // layer `moe_layer` onwards (method.md section 7): the keys/values of the positions before them in
@@ -92,8 +50,11 @@ struct ForwardOptions {
   int keep_prefix_from = -1;           // MoE layer c: return one PrefixState per prompt; -1 none
   int64_t prefix_tokens = 1;           // tokens a PrefixState re-runs: the last J (kAllTokens: all;
                                        // a prompt shorter than J: all of it)
-  std::vector<RouteOverride> overrides;  // empty, or one per prompt (entries may be empty)
-  RoutingHook* hook = nullptr;         // extra observer/override, called after the built-ins
+  // Routing goes through one RoutingChain, in this order: `overrides` (empty, or one per prompt;
+  // entries may be empty), then `hook`. The first to return an override for a (prompt, MoE layer)
+  // wins; `hook` and the capture see every decision.
+  std::vector<RouteOverride> overrides;
+  RoutingHook* hook = nullptr;
 };
 
 struct ForwardResult {

@@ -2,20 +2,9 @@
 
 #include <cctype>
 
+#include "io/hash.h"
+
 namespace c3po::remix {
-
-namespace {
-
-uint64_t fnv1a(std::string_view s, uint64_t salt) {
-  uint64_t h = 1469598103934665603ull ^ salt;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-}  // namespace
 
 torch::Tensor HashedNgramEmbedder::embed(const std::vector<std::string>& texts) const {
   auto out = torch::zeros({static_cast<int64_t>(texts.size()), dim_});
@@ -36,7 +25,7 @@ torch::Tensor HashedNgramEmbedder::embed(const std::vector<std::string>& texts) 
     }
     if (!cur.empty()) words.push_back(cur);
     auto add = [&](std::string_view feature, uint64_t salt, float w) {
-      const uint64_t h = fnv1a(feature, salt);
+      const uint64_t h = io::fnv1a64(feature, io::Fnv1a64::kC3poBasis ^ salt);
       acc[i][static_cast<int64_t>(h % static_cast<uint64_t>(dim_))] += (h >> 63) ? w : -w;
     };
     for (std::size_t w = 0; w < words.size(); ++w) {
