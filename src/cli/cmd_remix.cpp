@@ -85,11 +85,11 @@ struct RemixArgs {
   RemixFlags flags;
 };
 
-std::string experts_text(const nlohmann::json& layers) {
+std::string experts_text(const std::vector<remix::LayerExperts>& layers) {
   std::string s;
   for (const auto& l : layers) {
-    s += fmt::format("    MoE layer {:>2}:", l["moe_layer"].get<int>());
-    for (const auto& e : l["experts"]) s += fmt::format(" {}({:.3f})", e["expert"].get<int64_t>(), e["weight"].get<double>());
+    s += fmt::format("    MoE layer {:>2}:", l.moe_layer);
+    for (const auto& e : l.experts) s += fmt::format(" {}({:.3f})", e.expert, e.weight);
     s += "\n";
   }
   return s;
@@ -142,27 +142,21 @@ int run_remix(RemixArgs& a) {
   show("base", static_cast<int>(base_probs.argmax().item<int64_t>()), bp);
   for (auto kind : kinds) {
     const auto m = remix::make_method(session, kind);
-    const auto out = m->run(ctx);
+    const auto [out, t] = m->run_traced(ctx);
     show(m->name(), out.prediction, out.letter_probs);
-    const auto& d = out.details;
-    if (d.contains("neighbours")) {
-      for (const auto& n : d["neighbours"])
-        fmt::print("    neighbour {} ({}) similarity {:.3f} weight {:.3f}\n", n["id"].get<std::string>(),
-                   n["source"].get<std::string>(), n["similarity"].get<double>(), n["weight"].get<double>());
-    }
-    if (d.contains("alpha")) fmt::print("    alpha {:.1f}\n", d["alpha"].get<double>());
-    if (d.contains("losses") && kind != remix::MethodKind::Mode) {
+    for (const auto& n : t.neighbours)
+      fmt::print("    neighbour {} ({}) similarity {:.3f} weight {:.3f}\n", n.id, n.task, n.similarity,
+                 n.weight.value_or(0.0));
+    if (t.alpha) fmt::print("    alpha {:.1f}\n", *t.alpha);
+    if (!t.losses.empty() && kind != remix::MethodKind::Mode) {
       std::string l;
-      for (const auto& v : d["losses"]) l += fmt::format(" {:.4f}", v.get<double>());
+      for (double v : t.losses) l += fmt::format(" {:.4f}", v);
       fmt::print("    {}:{}\n", kind == remix::MethodKind::Kernel ? "objective per alpha 0..1" : "loss per step", l);
     }
-    if (d.contains("demonstrations"))
-      for (const auto& n : d["demonstrations"])
-        fmt::print("    demonstration {} ({}) similarity {:.3f}\n", n["id"].get<std::string>(),
-                   n["source"].get<std::string>(), n["similarity"].get<double>());
-    if (d.contains("experts_before"))
-      fmt::print("    top experts before:\n{}    after:\n{}", experts_text(d["experts_before"]),
-                 experts_text(d["experts_after"]));
+    for (const auto& n : t.demonstrations)
+      fmt::print("    demonstration {} ({}) similarity {:.3f}\n", n.id, n.task, n.similarity);
+    if (!t.experts_before.empty())
+      fmt::print("    top experts before:\n{}    after:\n{}", experts_text(t.experts_before), experts_text(t.experts_after));
     fmt::print("    {:.3f} s, {:.2e} FLOPs{}\n", out.seconds, out.flops,
                kind == remix::MethodKind::Oracle ? "  (oracle: an upper bound that uses the true answer)" : "");
   }

@@ -11,6 +11,23 @@
 #include "io/error.h"
 #include "model/threads.h"
 
+namespace {
+
+// Library errors name a setting ("layers", "dtype"); where the command line has that setting as
+// a flag, the message says the flag, so the user sees what to change.
+std::string message(const CLI::App& app, const c3po::Error& e) {
+  if (!e.file().empty() || e.field().empty() || e.field().rfind("--", 0) == 0) return e.what();
+  const std::string flag = "--" + e.field();
+  for (const CLI::App* a = &app; a;) {
+    if (a->get_option_no_throw(flag)) return flag + ": " + e.problem();
+    const auto subs = a->get_subcommands();
+    a = subs.empty() ? nullptr : subs.front();
+  }
+  return e.what();
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"c3po: test-time expert re-mixing for Mixture-of-Experts language models"};
   app.set_version_flag("--version", std::string("c3po ") + C3PO_VERSION);
@@ -38,7 +55,7 @@ int main(int argc, char** argv) {
     c3po::model::set_compute_threads(threads);
     return action ? action() : 0;
   } catch (const c3po::Error& e) {
-    fmt::print(stderr, "c3po: error: {}\n", e.what());
+    fmt::print(stderr, "c3po: error: {}\n", message(app, e));
     return 1;
   } catch (const std::bad_alloc&) {
     fmt::print(stderr, "c3po: error: out of memory (a size in the input, or the model, is larger than this machine "

@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <sstream>
+#include <string_view>
+#include <type_traits>
+#include <variant>
 
 #include "io/error.h"
 #include "remix/store.h"
@@ -17,52 +20,85 @@ std::vector<std::string> split_list(const std::string& s, char sep = ',') {
     if (!part.empty()) out.push_back(part);
   return out;
 }
+
+
+// Every re-mixing flag, once: its name, help, type (through the member it sets), the key under
+// which run.json records it, and whether --sweep may vary it. Defaults are RemixFlags' own.
+struct FlagRow {
+  const char* name;  // without the leading --
+  const char* key;   // in run.json / results.json settings
+  std::variant<std::string RemixFlags::*, int RemixFlags::*, double RemixFlags::*, bool RemixFlags::*> member;
+  bool sweepable;
+  const char* help;
+};
+
+const std::vector<FlagRow>& flag_table() {
+  static const std::vector<FlagRow> rows = {
+      {"method", "methods", &RemixFlags::methods, false,
+       "comma-separated: base, icl (the neighbours as few-shot demonstrations), mode, kernel, ngd, oracle "
+       "(oracle = upper bound with the true label)"},
+      {"layers", "layers", &RemixFlags::layers, true,
+       "critical MoE layers: last:M, first:M, middle:M, all, or a list 11,13,15 (default: last:5, or every MoE "
+       "layer of a model with fewer)"},
+      {"tokens", "tokens", &RemixFlags::tokens, true,
+       "prompt positions re-mixed: last (the last token), last:J (the last J tokens) or all (every token)"},
+      {"core-experts", "core_experts", &RemixFlags::core_experts, true, "core experts re-weighted per critical layer"},
+      {"steps", "steps", &RemixFlags::steps, true, "NGD / oracle optimisation steps"},
+      {"lr", "lr", &RemixFlags::lr, true, "initial learning rate"},
+      {"lr-min", "lr_min", &RemixFlags::lr_min, true, "final learning rate of the cosine schedule"},
+      {"schedule", "schedule", &RemixFlags::schedule, true, "cosine or constant"},
+      {"optimizer", "optimizer", &RemixFlags::optimizer, true, "adam or sgd"},
+      {"topk", "topk", &RemixFlags::topk, true,
+       "while optimising: soft (every core expert mixed with its weight) or hard (the top-k only)"},
+      {"param", "param", &RemixFlags::param, true,
+       "what NGD / oracle optimise: direct (the core weights, clamped at >= 0) or log (log-weights under a "
+       "softmax keeping the core mass)"},
+      {"k", "k", &RemixFlags::k, true, "neighbours (kNN)"},
+      {"epsilon", "epsilon", &RemixFlags::epsilon, true, "epsilon-ball on 1 - cos instead of kNN (negative: off)"},
+      {"leakage-guard", "leakage_guard", &RemixFlags::leakage_guard, true, "exclude references more similar than this"},
+      {"max-neighbours", "max_neighbours", &RemixFlags::max_neighbours, true, "cap on neighbours used (0: none)"},
+      {"kernel", "kernel", &RemixFlags::kernel, true, "gaussian[:sigma], linear, poly[:degree], matern[:length]"},
+      {"alpha", "alpha", &RemixFlags::alpha, true, "kernel regression alpha: grid (search 0..1) or a fixed value"},
+      {"mode-iterations", "mode_iterations", &RemixFlags::mode_iterations, true, "mean-shift steps of mode finding"},
+      {"mode-alpha", "mode_alpha", &RemixFlags::mode_alpha, true, "mean-shift mixing of mode finding"},
+      {"loss", "loss", &RemixFlags::loss, true,
+       "letters (softmax over the option letters) or full (full vocabulary)"},
+      {"embedder", "embedder", &RemixFlags::embedder, false,
+       "model, model:layer=N, hash, hash:dim=N or bert:FOLDER (a sentence-transformers folder; must match the "
+       "store)"},
+      {"pools", "pools", &RemixFlags::pools, false,
+       "candidate reference datasets per task, e.g. arc_challenge=openbookqa,sciq;piqa=commonsense_qa (default: "
+       "the paper's mapping; tasks without an entry use every reference)"},
+      {"trace-steps", "trace_steps", &RemixFlags::trace_steps, false,
+       "record the answer after every NGD / oracle step in items.jsonl (analysis; not counted in the cost)"},
+      {"cache-mb", "", &RemixFlags::cache_mb, false, "memory budget of the neighbour prefix-state cache"},
+  };
+  return rows;
+}
+
 }  // namespace
 
 void add_remix_flags(CLI::App* cmd, RemixFlags& f, bool with_methods) {
-  if (with_methods)
-    cmd->add_option("--method", f.methods,
-                    "comma-separated: base, icl (the neighbours as few-shot demonstrations), mode, kernel, ngd, oracle "
-                    "(oracle = upper bound with the true label)")
-        ->capture_default_str();
-  cmd->add_option("--layers", f.layers,
-                  "critical MoE layers: last:M, first:M, middle:M, all, or a list 11,13,15 (default: last:5, "
-                  "or every MoE layer of a model with fewer)")
-      ->capture_default_str();
-  cmd->add_option("--tokens", f.tokens,
-                  "prompt positions re-mixed: last (the last token), last:J (the last J tokens) or all (every token)")
-      ->capture_default_str();
-  cmd->add_option("--core-experts", f.core_experts, "core experts re-weighted per critical layer")->capture_default_str();
-  cmd->add_option("--steps", f.steps, "NGD / oracle optimisation steps")->capture_default_str();
-  cmd->add_option("--lr", f.lr, "initial learning rate")->capture_default_str();
-  cmd->add_option("--lr-min", f.lr_min, "final learning rate of the cosine schedule")->capture_default_str();
-  cmd->add_option("--schedule", f.schedule, "cosine or constant")->capture_default_str();
-  cmd->add_option("--optimizer", f.optimizer, "adam or sgd")->capture_default_str();
-  cmd->add_option("--topk", f.topk,
-                  "while optimising: soft (every core expert mixed with its weight) or hard (the top-k only)")
-      ->capture_default_str();
-  cmd->add_option("--param", f.param,
-                  "what NGD / oracle optimise: direct (the core weights, clamped at >= 0) or log (log-weights "
-                  "under a softmax keeping the core mass)")
-      ->capture_default_str();
-  cmd->add_option("--k", f.k, "neighbours (kNN)")->capture_default_str();
-  cmd->add_option("--epsilon", f.epsilon, "epsilon-ball on 1 - cos instead of kNN (negative: off)")->capture_default_str();
-  cmd->add_option("--leakage-guard", f.leakage_guard, "exclude references more similar than this")->capture_default_str();
-  cmd->add_option("--max-neighbours", f.max_neighbours, "cap on neighbours used (0: none)")->capture_default_str();
-  cmd->add_option("--kernel", f.kernel, "gaussian[:sigma], linear, poly[:degree], matern[:length]")->capture_default_str();
-  cmd->add_option("--alpha", f.alpha, "kernel regression alpha: grid (search 0..1) or a fixed value")->capture_default_str();
-  cmd->add_option("--mode-iterations", f.mode_iterations, "mean-shift steps of mode finding")->capture_default_str();
-  cmd->add_option("--mode-alpha", f.mode_alpha, "mean-shift mixing of mode finding")->capture_default_str();
-  cmd->add_option("--loss", f.loss, "letters (softmax over the option letters) or full (full vocabulary)")
-      ->capture_default_str();
-  cmd->add_option("--embedder", f.embedder, "model, model:layer=N, hash, hash:dim=N or bert:FOLDER (a sentence-transformers folder; must match the store)")
-      ->capture_default_str();
-  cmd->add_option("--pools", f.pools,
-                  "candidate reference datasets per task, e.g. arc_challenge=openbookqa,sciq;piqa=commonsense_qa "
-                  "(default: the paper's mapping; tasks without an entry use every reference)");
-  cmd->add_flag("--trace-steps", f.trace_steps,
-                "record the answer after every NGD / oracle step in items.jsonl (analysis; not counted in the cost)");
-  cmd->add_option("--cache-mb", f.cache_mb, "memory budget of the neighbour prefix-state cache")->capture_default_str();
+  for (const FlagRow& row : flag_table()) {
+    if (!with_methods && std::string_view(row.name) == "method") continue;
+    const std::string flag = std::string("--") + row.name;
+    std::visit(
+        [&](auto member) {
+          auto& target = f.*member;
+          if constexpr (std::is_same_v<std::decay_t<decltype(target)>, bool>) {
+            cmd->add_flag(flag, target, row.help);
+          } else {
+            auto* opt = cmd->add_option(flag, target, row.help);
+            // An empty default (--layers, --pools) is described in the help instead.
+            if constexpr (std::is_same_v<std::decay_t<decltype(target)>, std::string>) {
+              if (!target.empty()) opt->capture_default_str();
+            } else {
+              opt->capture_default_str();
+            }
+          }
+        },
+        row.member);
+  }
 }
 
 remix::RemixOptions RemixFlags::options() const {
@@ -159,41 +195,36 @@ std::vector<std::unique_ptr<eval::ItemMethod>> make_remix_methods(const RemixFla
 }
 
 nlohmann::json remix_settings(const RemixFlags& f, const std::string& store_path) {
-  return {{"methods", f.methods},         {"reference", store_path},   {"layers", f.layers},
-          {"tokens", f.tokens},           {"core_experts", f.core_experts}, {"steps", f.steps},        {"lr", f.lr},
-          {"lr_min", f.lr_min},           {"schedule", f.schedule},    {"optimizer", f.optimizer},
-          {"topk", f.topk},               {"param", f.param},          {"k", f.k},                  {"epsilon", f.epsilon},
-          {"leakage_guard", f.leakage_guard}, {"max_neighbours", f.max_neighbours}, {"kernel", f.kernel},
-          {"alpha", f.alpha},             {"mode_iterations", f.mode_iterations}, {"mode_alpha", f.mode_alpha},
-          {"loss", f.loss},               {"embedder", f.embedder},    {"pools", f.pools},
-          {"trace_steps", f.trace_steps}};
+  nlohmann::json out = {{"reference", store_path}};
+  for (const FlagRow& row : flag_table())
+    if (*row.key) std::visit([&](auto member) { out[row.key] = f.*member; }, row.member);
+  return out;
 }
 
 void set_remix_flag(RemixFlags& f, const std::string& name, const std::string& value) {
-  auto num = [&](auto& target) {
-    std::istringstream in(value);
-    if (!(in >> target) || !in.eof()) throw Error("", "--sweep", "value \"" + value + "\" of " + name + " is not a number");
-  };
-  if (name == "layers") f.layers = value;
-  else if (name == "tokens") f.tokens = value;
-  else if (name == "core-experts") num(f.core_experts);
-  else if (name == "steps") num(f.steps);
-  else if (name == "lr") num(f.lr);
-  else if (name == "lr-min") num(f.lr_min);
-  else if (name == "schedule") f.schedule = value;
-  else if (name == "optimizer") f.optimizer = value;
-  else if (name == "topk") f.topk = value;
-  else if (name == "param") f.param = value;
-  else if (name == "k") num(f.k);
-  else if (name == "epsilon") num(f.epsilon);
-  else if (name == "leakage-guard") num(f.leakage_guard);
-  else if (name == "max-neighbours") num(f.max_neighbours);
-  else if (name == "kernel") f.kernel = value;
-  else if (name == "alpha") f.alpha = value;
-  else if (name == "mode-iterations") num(f.mode_iterations);
-  else if (name == "mode-alpha") num(f.mode_alpha);
-  else if (name == "loss") f.loss = value;
-  else throw Error("", "--sweep", "cannot sweep \"" + name + "\" (a re-mixing flag without the leading --, e.g. layers)");
+  for (const FlagRow& row : flag_table()) {
+    if (name != row.name || !row.sweepable) continue;
+    std::visit(
+        [&](auto member) {
+          auto& target = f.*member;
+          using T = std::decay_t<decltype(target)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            target = value;
+          } else {
+            std::istringstream in(value);
+            T v{};
+            if (!(in >> v) || !in.eof())
+              throw Error("", "--sweep", "value \"" + value + "\" of " + name + " is not a number");
+            target = v;
+          }
+        },
+        row.member);
+    return;
+  }
+  std::string sweepable;
+  for (const FlagRow& row : flag_table())
+    if (row.sweepable) sweepable += std::string(sweepable.empty() ? "" : ", ") + row.name;
+  throw Error("", "--sweep", "cannot sweep \"" + name + "\" (one of " + sweepable + ", without the leading --)");
 }
 
 }  // namespace c3po::cli

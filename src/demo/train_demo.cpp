@@ -135,9 +135,9 @@ TrainDemoResult train_demo(const TrainDemoOptions& o) {
   auto log = [&](const std::string& line) {
     if (o.log) o.log(line);
   };
-  if (o.out_dir.empty()) throw Error("", "--out", "an output folder is required");
-  if (o.steps < 1) throw Error("", "--steps", "expected at least 1 step");
-  if (o.threads < 1) throw Error("", "--threads", "expected at least 1 thread");
+  if (o.out_dir.empty()) throw Error("", "out", "an output folder is required");
+  if (o.steps < 1) throw Error("", "steps", "expected at least 1 step");
+  if (o.threads < 1) throw Error("", "threads", "expected at least 1 thread");
   if (o.batch_size < 1) throw Error("", "batch_size", "expected at least 1");
   model::set_compute_threads(o.threads);
   log(fmt::format("threads: {} (the weights depend on it)", o.threads));

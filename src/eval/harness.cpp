@@ -36,22 +36,17 @@ struct LetterBatch {
 
 LetterBatch run_letter_batch(const model::MoeModel& model, const std::vector<const LetterRequest*>& batch,
                              model::ForwardOptions options) {
-  std::set<int64_t> rows;
-  for (const auto* r : batch) rows.insert(r->letter_ids.begin(), r->letter_ids.end());
-  options.vocab_rows.assign(rows.begin(), rows.end());
+  std::vector<const std::vector<int64_t>*> letters;
+  for (const auto* r : batch) letters.push_back(&r->letter_ids);
+  LetterColumns columns = letter_columns(letters);
+  options.vocab_rows = std::move(columns.vocab_rows);
   options.all_positions = false;
   std::vector<std::vector<int64_t>> prompts;
   prompts.reserve(batch.size());
   for (const auto* r : batch) prompts.push_back(r->ids);
   LetterBatch out;
   out.result = model.forward(prompts, options);
-  for (const auto* r : batch) {
-    std::vector<int64_t> cols;
-    for (int64_t id : r->letter_ids)
-      cols.push_back(std::lower_bound(options.vocab_rows.begin(), options.vocab_rows.end(), id) -
-                     options.vocab_rows.begin());
-    out.letter_columns.push_back(std::move(cols));
-  }
+  out.letter_columns = std::move(columns.columns);
   return out;
 }
 
@@ -213,9 +208,9 @@ double loglik_group_flops(const FlopsModel& fm, const std::vector<model::ScoreRe
 EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, const tokenizer::Tokenizer& tok,
                  const std::vector<std::unique_ptr<ItemMethod>>& methods, const RunControl& control) {
   torch::NoGradGuard no_grad;
-  if (settings.batch == 0) throw Error("", "--batch", "must be at least 1");
+  if (settings.batch == 0) throw Error("", "batch", "must be at least 1");
   if (settings.dtype != model::dtype_name(model.dtype()))
-    throw Error(settings.model, "--dtype",
+    throw Error(settings.model, "dtype",
                 fmt::format("the model was loaded as {}, the settings say {}", model::dtype_name(model.dtype()),
                             settings.dtype));
   std::vector<std::string> method_names;

@@ -1,5 +1,7 @@
 #include "eval/requests.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "io/error.h"
@@ -104,6 +106,20 @@ std::optional<int64_t> prefix_token_id(const tokenizer::Tokenizer& tok, std::opt
   if (config_bos) return config_bos;
   if (!config_eos.empty()) return config_eos.front();
   return std::nullopt;
+}
+
+LetterColumns letter_columns(const std::vector<const std::vector<int64_t>*>& letter_ids) {
+  LetterColumns out;
+  for (const auto* ids : letter_ids) out.vocab_rows.insert(out.vocab_rows.end(), ids->begin(), ids->end());
+  std::sort(out.vocab_rows.begin(), out.vocab_rows.end());
+  out.vocab_rows.erase(std::unique(out.vocab_rows.begin(), out.vocab_rows.end()), out.vocab_rows.end());
+  for (const auto* ids : letter_ids) {
+    std::vector<int64_t> cols;
+    for (int64_t id : *ids)
+      cols.push_back(std::lower_bound(out.vocab_rows.begin(), out.vocab_rows.end(), id) - out.vocab_rows.begin());
+    out.columns.push_back(std::move(cols));
+  }
+  return out;
 }
 
 }  // namespace c3po::eval

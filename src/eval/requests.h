@@ -18,6 +18,15 @@ struct LetterRequest {
   bool truncated = false;           // ids lost their beginning to fit the model (as lm-eval truncates)
 };
 
+// The LM-head rows a batch of letter prompts needs (every letter token once, ascending: pass as
+// ForwardOptions::vocab_rows) and, per prompt, the column of each of its letters in logits
+// computed over those rows. The one mapping from option letters to output columns.
+struct LetterColumns {
+  std::vector<int64_t> vocab_rows;
+  std::vector<std::vector<int64_t>> columns;  // columns[b][j]: letter j of prompt b
+};
+LetterColumns letter_columns(const std::vector<const std::vector<int64_t>*>& letter_ids);
+
 // The token id of each answer letter after `prompt`: encode(prompt + letter) must be
 // encode(prompt) followed by exactly one token (both without special tokens, so an appended EOS
 // cannot interfere); anything else is a c3po::Error naming `where` and the letter.

@@ -44,7 +44,7 @@ std::string differing_fields(const nlohmann::json& stored, const nlohmann::json&
 RunDirectory RunDirectory::open(const std::string& dir, const nlohmann::json& settings, const nlohmann::json& info) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) throw Error(dir, "--out", "cannot create the output folder: " + ec.message());
+  if (ec || !fs::is_directory(dir)) throw Error(dir, "out", "cannot create the output folder: " + ec.message());
   RunDirectory rd;
   rd.dir_ = dir;
   const std::string run_json = rd.path("run.json");

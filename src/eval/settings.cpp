@@ -10,7 +10,7 @@ namespace c3po::eval {
 Protocol parse_protocol(const std::string& name) {
   if (name == "letter") return Protocol::Letter;
   if (name == "loglik") return Protocol::Loglik;
-  throw Error("", "--protocol", "expected letter or loglik, got '" + name + "'");
+  throw Error("", "protocol", "expected letter or loglik, got '" + name + "'");
 }
 
 const char* protocol_name(Protocol p) { return p == Protocol::Letter ? "letter" : "loglik"; }
@@ -66,7 +66,7 @@ void seeded_shuffle(std::vector<T>& v, uint64_t seed) {
 template void seeded_shuffle<data::McItem>(std::vector<data::McItem>&, uint64_t);
 
 std::vector<EvalTask> load_tasks(const EvalSettings& s) {
-  if (s.tasks.empty()) throw Error("", "--task", "no task given");
+  if (s.tasks.empty()) throw Error("", "task", "no task given");
   std::vector<EvalTask> out;
   for (const auto& request : s.tasks) {
     data::ReadOptions ro;

@@ -58,8 +58,8 @@ std::string build_settings(const BuildOptions& opt, const StoreIdentity& identit
 BuildReport build_reference_store(const model::MoeModel& model, const tokenizer::Tokenizer& tok,
                                   const BuildOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
-  if (opt.out.empty()) throw Error("", "--out", "a store path is required");
-  if (opt.batch == 0) throw Error("", "--batch", "must be at least 1");
+  if (opt.out.empty()) throw Error("", "out", "a store path is required");
+  if (opt.batch == 0) throw Error("", "batch", "must be at least 1");
   auto loaded = read_sources(opt);
   const auto& items = loaded.items;
   const TextEmbedder embedder(opt.embedder, model);
@@ -108,18 +108,17 @@ BuildReport build_reference_store(const model::MoeModel& model, const tokenizer:
     const std::size_t e = std::min(items.size(), b + opt.batch);
     std::vector<eval::LetterRequest> reqs;
     std::vector<std::vector<int64_t>> prompts;
-    std::set<int64_t> letter_set;
     for (std::size_t i = b; i < e; ++i) {
       reqs.push_back(eval::encode_letter_request(tok, items[i], eval::context_length(model.config().max_position_embeddings)));
       prompts.push_back(reqs.back().ids);
-      letter_set.insert(reqs.back().letter_ids.begin(), reqs.back().letter_ids.end());
     }
+    std::vector<const std::vector<int64_t>*> letter_ids;
+    for (const auto& r : reqs) letter_ids.push_back(&r.letter_ids);
+    const auto columns = eval::letter_columns(letter_ids);
     model::ForwardOptions fo;
     fo.capture = true;
-    fo.vocab_rows.assign(letter_set.begin(), letter_set.end());
+    fo.vocab_rows = columns.vocab_rows;
     fo.embed_layer = embed_layer;
-    std::map<int64_t, int64_t> column;
-    for (std::size_t c = 0; c < fo.vocab_rows.size(); ++c) column[fo.vocab_rows[c]] = static_cast<int64_t>(c);
     torch::NoGradGuard no_grad;
     const auto res = model.forward(prompts, fo);
     torch::Tensor hashed;
@@ -131,9 +130,8 @@ BuildReport build_reference_store(const model::MoeModel& model, const tokenizer:
     for (std::size_t i = b; i < e; ++i) {
       const int64_t r = static_cast<int64_t>(i - b);
       const auto& item = items[i];
-      std::vector<int64_t> cols;
-      for (int64_t id : reqs[r].letter_ids) cols.push_back(column.at(id));
-      const auto letters = res.logits[r].index_select(0, torch::tensor(cols, torch::kLong)).to(torch::kFloat);
+      const auto letters =
+          res.logits[r].index_select(0, torch::tensor(columns.columns[r], torch::kLong)).to(torch::kFloat);
       // A store of NaN pathways would poison every neighbour search later: stop here, naming the item.
       if (!torch::isfinite(letters).all().item<bool>() || !torch::isfinite(res.pathway[r]).all().item<bool>())
         throw Error(data::origin(item), "pathway",
@@ -146,7 +144,7 @@ BuildReport build_reference_store(const model::MoeModel& model, const tokenizer:
       ++(correct ? counts.correct : counts.incorrect);
       if (!correct && !opt.keep_incorrect) continue;
       auto emb = model_embedder ? res.embedding[r].to(torch::kFloat) : hashed[r];
-      rows.items.push_back(to_reference_item(item));
+      rows.items.push_back(item);
       rows.embeddings.push_back(emb / emb.norm().clamp_min(1e-12));
       rows.pathways.push_back(res.pathway[r].to(torch::kFloat).clone());
       rows.base_loss.push_back(loss);

@@ -11,29 +11,27 @@
 
 namespace c3po::remix {
 
-std::vector<data::McItem> IclMethod::demonstrations(const eval::ItemContext& ctx, nlohmann::json& details) {
+std::vector<data::McItem> IclMethod::demonstrations(const eval::ItemContext& ctx, ItemTrace& trace) {
   RemixSession& S = *session_;
   const auto& nb = S.neighbours(ctx);
   std::vector<data::McItem> shots;
-  nlohmann::json members = nlohmann::json::array();
   // Neighbourhood members come most similar first; the most similar demonstration goes last,
   // next to the question.
   for (auto it = nb.members.rbegin(); it != nb.members.rend(); ++it) {
-    shots.push_back(to_mc_item(S.store().item(it->index)));
-    members.push_back({{"id", shots.back().id}, {"source", shots.back().task}, {"similarity", it->similarity}});
+    shots.push_back(S.store().item(it->index));
+    trace.demonstrations.push_back({shots.back().id, shots.back().task, it->similarity, std::nullopt});
   }
-  details["demonstrations"] = members;
   return shots;
 }
 
-eval::MethodOutcome IclMethod::run(const eval::ItemContext& ctx) {
+TracedOutcome IclMethod::run_traced(const eval::ItemContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
   RemixSession& S = *session_;
   const auto& model = S.model();
-  eval::MethodOutcome out;
-  nlohmann::json details = nlohmann::json::object();
+  TracedOutcome result;
+  eval::MethodOutcome& out = result.outcome;
   std::string preamble;
-  for (const auto& shot : demonstrations(ctx, details)) preamble += data::render_letter_demonstration(shot) + "\n\n";
+  for (const auto& shot : demonstrations(ctx, result.trace)) preamble += data::render_letter_demonstration(shot) + "\n\n";
   const auto req = eval::encode_letter_request(S.tokenizer(), *ctx.item,
                                                eval::context_length(model.config().max_position_embeddings), preamble);
   model::ForwardOptions fo;
@@ -45,21 +43,20 @@ eval::MethodOutcome IclMethod::run(const eval::ItemContext& ctx) {
   const auto fm = eval::flops_model(model.config(), model.active_parameter_count());
   out.flops = eval::forward_flops(fm, static_cast<int64_t>(req.ids.size()), 0, 1,
                                   static_cast<int64_t>(req.letter_ids.size()));
-  details["n_tokens"] = req.ids.size();
-  if (req.truncated) details["truncated"] = true;
-  out.details = std::move(details);
+  result.trace.prompt_tokens = static_cast<int64_t>(req.ids.size());
+  result.trace.truncated = req.truncated;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return out;
+  return result;
 }
 
-eval::MethodOutcome IclMethod::run_loglik(const eval::LoglikContext& lctx) {
+TracedOutcome IclMethod::run_loglik_traced(const eval::LoglikContext& lctx) {
   const auto t0 = std::chrono::steady_clock::now();
   RemixSession& S = *session_;
   const auto& model = S.model();
   const auto& cfg = model.config();
   const auto fm = eval::flops_model(cfg, model.active_parameter_count());
-  eval::MethodOutcome out;
-  nlohmann::json details = nlohmann::json::object();
+  TracedOutcome result;
+  eval::MethodOutcome& out = result.outcome;
 
   // Neighbours are found as in the letter protocol: the store holds letter-prompt embeddings, so
   // the model embedder needs the item's letter prompt run once (counted in the cost).
@@ -75,7 +72,7 @@ eval::MethodOutcome IclMethod::run_loglik(const eval::LoglikContext& lctx) {
     out.flops += eval::forward_flops(fm, static_cast<int64_t>(req.ids.size()), 0, 1,
                                      static_cast<int64_t>(req.letter_ids.size()));
   }
-  const auto shots = demonstrations(ctx, details);
+  const auto shots = demonstrations(ctx, result.trace);
   const auto prefix = eval::prefix_token_id(S.tokenizer(), cfg.bos_token_id, cfg.eos_token_ids);
   const auto reqs = eval::encode_loglik_item(S.tokenizer(), *lctx.item, prefix, shots);
   const int64_t max_length = eval::loglik_max_length(cfg.max_position_embeddings);
@@ -85,15 +82,14 @@ eval::MethodOutcome IclMethod::run_loglik(const eval::LoglikContext& lctx) {
     out.loglik.push_back(scores.at(0).at(j).loglik);
     inputs.push_back(eval::loglik_input(reqs.requests[j], max_length));
     if (static_cast<int64_t>(reqs.requests[j].context.size() + reqs.requests[j].continuation.size()) > max_length + 1)
-      details["truncated"] = true;
+      result.trace.truncated = true;
   }
   out.flops += eval::loglik_group_flops(fm, inputs);
   const auto pred = data::predict_loglik(out.loglik, reqs.item.norm_lengths);
   out.prediction = pred.acc;
   out.prediction_norm = pred.acc_norm;
-  out.details = std::move(details);
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return out;
+  return result;
 }
 
 nlohmann::json IclMethod::settings() const {

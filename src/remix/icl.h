@@ -4,24 +4,24 @@
 // untouched. It runs in both protocols, so every C3PO number can be read against it.
 #include <memory>
 
-#include "eval/method.h"
-#include "remix/remixer.h"
+#include "remix/session.h"
+#include "remix/trace.h"
 
 namespace c3po::remix {
 
-class IclMethod : public eval::ItemMethod {
+class IclMethod : public TracedMethod {
  public:
   explicit IclMethod(std::shared_ptr<RemixSession> session) : session_(std::move(session)) {}
   std::string name() const override { return "icl"; }
   void prepare(model::ForwardOptions& base) override { session_->prepare(base); }
-  eval::MethodOutcome run(const eval::ItemContext& ctx) override;
+  TracedOutcome run_traced(const eval::ItemContext& ctx) override;
   bool handles_loglik() const override { return true; }
-  eval::MethodOutcome run_loglik(const eval::LoglikContext& ctx) override;
+  TracedOutcome run_loglik_traced(const eval::LoglikContext& ctx) override;
   nlohmann::json settings() const override;
 
  private:
-  // The demonstrations for an item, most similar last, and their description for the record.
-  std::vector<data::McItem> demonstrations(const eval::ItemContext& ctx, nlohmann::json& details);
+  // The demonstrations for an item, most similar last, recorded in the trace.
+  std::vector<data::McItem> demonstrations(const eval::ItemContext& ctx, ItemTrace& trace);
   std::shared_ptr<RemixSession> session_;
 };
 

@@ -29,7 +29,7 @@ void CandidatePools::parse(const std::string& spec) {
     if (entry.empty()) continue;
     const auto eq = entry.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == entry.size())
-      throw Error("", "--pools", "expected task=dataset,dataset;task=...; got \"" + entry + "\"");
+      throw Error("", "pools", "expected task=dataset,dataset;task=...; got \"" + entry + "\"");
     std::vector<std::string> sets;
     std::stringstream ds(entry.substr(eq + 1));
     std::string d;

@@ -47,9 +47,9 @@ CriticalLayers CriticalLayers::parse(const std::string& spec) {
   }
   if (head == "last" || head == "first" || head == "middle") {
     c.rule = head == "last" ? Rule::Last : head == "first" ? Rule::First : Rule::Middle;
-    if (colon == std::string::npos) throw Error("", "--layers", "\"" + spec + "\" needs a count, e.g. " + head + ":5");
-    c.count = parse_int(spec.substr(colon + 1), "--layers");
-    if (c.count < 1) throw Error("", "--layers", "the count must be at least 1");
+    if (colon == std::string::npos) throw Error("", "layers", "\"" + spec + "\" needs a count, e.g. " + head + ":5");
+    c.count = parse_int(spec.substr(colon + 1), "layers");
+    if (c.count < 1) throw Error("", "layers", "the count must be at least 1");
     return c;
   }
   c.rule = Rule::List;
@@ -57,12 +57,12 @@ CriticalLayers CriticalLayers::parse(const std::string& spec) {
   std::string item;
   std::set<int> seen;
   while (std::getline(ss, item, ',')) {
-    int v = parse_int(item, "--layers");
-    if (v < 0) throw Error("", "--layers", "layer indices must be non-negative");
+    int v = parse_int(item, "layers");
+    if (v < 0) throw Error("", "layers", "layer indices must be non-negative");
     if (seen.insert(v).second) c.list.push_back(v);
   }
   if (c.list.empty())
-    throw Error("", "--layers", "expected last:M, first:M, middle:M, all or a list like 11,13,15; got \"" + spec + "\"");
+    throw Error("", "layers", "expected last:M, first:M, middle:M, all or a list like 11,13,15; got \"" + spec + "\"");
   std::sort(c.list.begin(), c.list.end());
   return c;
 }
@@ -122,11 +122,11 @@ RemixTokens RemixTokens::parse(const std::string& spec) {
     return t;
   }
   if (spec.rfind("last:", 0) == 0) {
-    t.count = parse_int(spec.substr(5), "--tokens");
-    if (t.count < 1) throw Error("", "--tokens", "the count of last:J must be at least 1");
+    t.count = parse_int(spec.substr(5), "tokens");
+    if (t.count < 1) throw Error("", "tokens", "the count of last:J must be at least 1");
     return t;
   }
-  throw Error("", "--tokens", "expected last, last:J or all; got \"" + spec + "\"");
+  throw Error("", "tokens", "expected last, last:J or all; got \"" + spec + "\"");
 }
 
 std::string RemixTokens::to_string() const {
@@ -140,7 +140,7 @@ KernelSpec KernelSpec::parse(const std::string& spec) {
   const auto colon = spec.find(':');
   const std::string head = spec.substr(0, colon);
   const bool has_arg = colon != std::string::npos;
-  const double arg = has_arg ? parse_double(spec.substr(colon + 1), "--kernel") : 0;
+  const double arg = has_arg ? parse_double(spec.substr(colon + 1), "kernel") : 0;
   if (head == "gaussian") {
     k.kind = KernelKind::Gaussian;
     if (has_arg) k.bandwidth = arg;
@@ -153,10 +153,10 @@ KernelSpec KernelSpec::parse(const std::string& spec) {
     k.kind = KernelKind::Matern32;
     if (has_arg) k.bandwidth = arg;
   } else {
-    throw Error("", "--kernel", "unknown kernel \"" + head + "\" (expected gaussian[:sigma], linear, poly[:degree], matern[:length])");
+    throw Error("", "kernel", "unknown kernel \"" + head + "\" (expected gaussian[:sigma], linear, poly[:degree], matern[:length])");
   }
   if ((k.kind == KernelKind::Gaussian || k.kind == KernelKind::Matern32) && !(k.bandwidth > 0))
-    throw Error("", "--kernel", "the bandwidth must be positive");
+    throw Error("", "kernel", "the bandwidth must be positive");
   return k;
 }
 

@@ -67,19 +67,20 @@ uint64_t checksum64(const void* data, std::size_t n, uint64_t seed) {
   return mix(h);
 }
 
-nlohmann::json ReferenceItem::to_json() const {
-  nlohmann::json j = {{"id", id}, {"source", source}, {"question", question}, {"choices", choices}, {"gold", gold}};
-  if (!context.empty()) j["context"] = context;
-  if (!subject.empty()) j["subject"] = subject;
-  if (!extra.empty()) j["extra"] = extra;
+nlohmann::json reference_item_json(const data::McItem& item) {
+  nlohmann::json j = {{"id", item.id}, {"task", item.task}, {"question", item.question}, {"choices", item.choices},
+                      {"gold", item.gold}};
+  if (!item.context.empty()) j["context"] = item.context;
+  if (!item.subject.empty()) j["subject"] = item.subject;
+  if (!item.extra.empty()) j["extra"] = item.extra;
   return j;
 }
 
-ReferenceItem ReferenceItem::from_json(const nlohmann::json& j, const std::string& file) {
-  ReferenceItem r;
+data::McItem reference_item_from_json(const nlohmann::json& j, const std::string& file) {
+  data::McItem r;
   try {
     r.id = j.at("id").get<std::string>();
-    r.source = j.at("source").get<std::string>();
+    r.task = j.contains("task") ? j.at("task").get<std::string>() : j.at("source").get<std::string>();
     r.question = j.at("question").get<std::string>();
     r.choices = j.at("choices").get<std::vector<std::string>>();
     r.gold = j.at("gold").get<int>();
@@ -113,11 +114,11 @@ void ReferenceStore::write(const std::string& path, const StoreIdentity& identit
   std::vector<int64_t> offsets{0};
   std::string items;
   for (const auto& it : rows.items) {
-    auto s = source_of.find(it.source);
-    if (s == source_of.end()) throw Error(path, "source", "item " + it.id + " names an unlisted dataset " + it.source);
+    auto s = source_of.find(it.task);
+    if (s == source_of.end()) throw Error(path, "source", "item " + it.id + " names an unlisted dataset " + it.task);
     gold.push_back(it.gold);
     source.push_back(s->second);
-    items += it.to_json().dump();
+    items += reference_item_json(it).dump();
     items += '\n';
     offsets.push_back(static_cast<int64_t>(items.size()));
   }
@@ -238,28 +239,28 @@ torch::Tensor ReferenceStore::pathway(int64_t i) const { return pathways_[i].to(
 
 bool ReferenceStore::correct(int64_t i) const { return correct_[i].item<uint8_t>() != 0; }
 
-const std::string& ReferenceStore::source(int64_t i) const {
+const std::string& ReferenceStore::task(int64_t i) const {
   return datasets_.at(static_cast<std::size_t>(source_[i].item<int32_t>()));
 }
 
-ReferenceItem ReferenceStore::item(int64_t i) const {
+data::McItem ReferenceStore::item(int64_t i) const {
   if (i < 0 || i >= size_) throw Error(path_, "items", "index " + std::to_string(i) + " out of range");
   const auto* off = item_offsets_.data_ptr<int64_t>();
   const int64_t b = off[i], e = off[i + 1];
   if (b < 0 || e < b) throw Error(path_, "item_offsets", "not increasing");
   try {
-    return ReferenceItem::from_json(nlohmann::json::parse(item_bytes_ + b, item_bytes_ + e), path_);
+    return reference_item_from_json(nlohmann::json::parse(item_bytes_ + b, item_bytes_ + e), path_);
   } catch (const nlohmann::json::parse_error& err) {
     throw Error(path_, "items", std::string("malformed item JSON: ") + err.what());
   }
 }
 
-int64_t ReferenceStore::find(const std::string& source, const std::string& id) const {
+int64_t ReferenceStore::find(const std::string& task, const std::string& id) const {
   if (!id_index_) {
     id_index_ = std::make_unique<std::unordered_map<std::string, int64_t>>();
-    for (int64_t i = 0; i < size_; ++i) id_index_->emplace(this->source(i) + "\n" + item(i).id, i);
+    for (int64_t i = 0; i < size_; ++i) id_index_->emplace(this->task(i) + "\n" + item(i).id, i);
   }
-  auto it = id_index_->find(source + "\n" + id);
+  auto it = id_index_->find(task + "\n" + id);
   return it == id_index_->end() ? -1 : it->second;
 }
 

@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/item.h"
+
 namespace c3po::io {
 class SafetensorsFile;
 }
@@ -38,22 +40,16 @@ struct StoreCounts {
 };
 
 // One stored reference (the parts a person or a re-run needs).
-struct ReferenceItem {
-  std::string id;
-  std::string source;  // dataset / task it came from
-  std::string question;
-  std::vector<std::string> choices;
-  std::string context;
-  std::string subject;
-  nlohmann::json extra = nlohmann::json::object();  // task-specific fields the renderer needs
-  int gold = 0;
-  nlohmann::json to_json() const;
-  static ReferenceItem from_json(const nlohmann::json& j, const std::string& file);
-};
+// A reference is a data::McItem; its task names the dataset it came from (one of the store's
+// datasets()). On disk each item is one JSON line: id, task, question, choices, gold, and
+// context, subject, extra when set. "source" is read as the task in stores written before the
+// field was named "task".
+nlohmann::json reference_item_json(const data::McItem& item);
+data::McItem reference_item_from_json(const nlohmann::json& j, const std::string& file);
 
 // Rows accumulated while building, then written at once.
 struct StoreRows {
-  std::vector<ReferenceItem> items;
+  std::vector<data::McItem> items;
   std::vector<torch::Tensor> embeddings;  // [D] each
   std::vector<torch::Tensor> pathways;    // [L, E] each
   std::vector<float> base_loss;
@@ -64,7 +60,7 @@ struct StoreRows {
 class ReferenceStore {
  public:
   // Writes atomically (temporary name, then rename). half_pathways: fp16 pathways (default).
-  // Each item's source must be one of `datasets`.
+  // Each item's task must be one of `datasets`.
   // extra_metadata is kept as is (e.g. the build settings, or a partial build's progress).
   static void write(const std::string& path, const StoreIdentity& identity, const StoreCounts& counts,
                     const std::vector<std::string>& datasets, const StoreRows& rows, bool half_pathways = true,
@@ -97,12 +93,12 @@ class ReferenceStore {
   const torch::Tensor& base_loss() const { return base_loss_; }    // [N] f32
   bool correct(int64_t i) const;
   const torch::Tensor& correct_flags() const { return correct_; }  // [N] u8
-  ReferenceItem item(int64_t i) const;
-  const std::string& source(int64_t i) const;  // cheap: no item parse
+  data::McItem item(int64_t i) const;
+  const std::string& task(int64_t i) const;  // cheap: no item parse
   const torch::Tensor& source_index() const { return source_; }  // [N] i32 into datasets()
-  // Index of the item with this id from this dataset (its source), or -1. Ids are unique only
+  // Index of the item with this id from this dataset (its task), or -1. Ids are unique only
   // within a dataset: two datasets may both have an item "17".
-  int64_t find(const std::string& source, const std::string& id) const;
+  int64_t find(const std::string& task, const std::string& id) const;
 
  private:
   std::string path_;
@@ -113,7 +109,7 @@ class ReferenceStore {
   int64_t size_ = 0;
   torch::Tensor embeddings_, pathways_, gold_, base_loss_, correct_, source_, item_offsets_;
   const char* item_bytes_ = nullptr;
-  mutable std::unique_ptr<std::unordered_map<std::string, int64_t>> id_index_;  // "source\nid" -> row
+  mutable std::unique_ptr<std::unordered_map<std::string, int64_t>> id_index_;  // "task\nid" -> row
 };
 
 // 64-bit checksum of a byte range (not cryptographic: it detects corruption and truncation).

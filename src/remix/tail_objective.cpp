@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "eval/requests.h"
 #include "io/error.h"
 
 namespace c3po::remix {
@@ -34,15 +35,10 @@ TailObjective::TailObjective(const model::MoeModel& model, std::vector<int> crit
     }
   const int64_t n = static_cast<int64_t>(items_.size());
   if (n == 0) return;
-  std::map<int64_t, int64_t> column;  // vocabulary id -> column of the tail's output
-  if (!full_vocab) {
-    for (const auto& i : items_)
-      for (int64_t id : i.letter_ids) column.emplace(id, 0);
-    for (auto& [id, col] : column) {
-      col = static_cast<int64_t>(rows_.size());
-      rows_.push_back(id);
-    }
-  }
+  std::vector<const std::vector<int64_t>*> letter_ids;
+  for (const auto& i : items_) letter_ids.push_back(&i.letter_ids);
+  const auto columns = eval::letter_columns(letter_ids);
+  if (!full_vocab) rows_ = columns.vocab_rows;
   std::size_t widest = 0;
   for (const auto& i : items_) widest = std::max(widest, i.letter_ids.size());
   gather_ = torch::zeros({n, static_cast<int64_t>(widest)}, torch::kLong);
@@ -61,7 +57,7 @@ TailObjective::TailObjective(const model::MoeModel& model, std::vector<int> crit
       continue;
     }
     for (std::size_t j = 0; j < i.letter_ids.size(); ++j) {
-      gather_[r][static_cast<int64_t>(j)] = column.at(i.letter_ids[j]);
+      gather_[r][static_cast<int64_t>(j)] = columns.columns[r][j];
       mask_[r][static_cast<int64_t>(j)] = true;
     }
     target_[r] = i.gold;

@@ -254,7 +254,7 @@ void example(Out out, const RunData& run, const ItemRecord& r, const std::string
     for (const auto& n : *with_neighbours->neighbours)
       fmt::format_to(out,
                      "<tr><td>{}</td><td class=\"text\">{}</td><td class=\"text\">{}</td><td>{}</td><td>{}</td></tr>\n",
-                     ++k, escape(n.id), escape(n.source),
+                     ++k, escape(n.id), escape(n.task),
                      n.similarity ? fmt::format("{:.4f}", *n.similarity) : std::string("-"),
                      n.weight ? fmt::format("{:.4f}", *n.weight) : std::string("-"));
     fmt::format_to(out, "</tbody></table>\n");

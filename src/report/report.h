@@ -9,7 +9,8 @@
 //                   optional "model" {"path", "fingerprint", "model_type"} and "c3po_version".
 //   items.jsonl     (required) one record per item: "task_index", "index", "task", "id", "gold",
 //                   "methods" {name: {"prediction", "letter_probs", "details"}}; the details of the
-//                   re-mixing methods: "neighbours" [{"id", "source", "similarity", "weight"}],
+//                   re-mixing methods: "neighbours" [{"id", "task" (older runs: "source"),
+//                   "similarity", "weight"}],
 //                   "alpha", "losses", "tail_reruns", "experts_before" / "experts_after"
 //                   [{"moe_layer", "experts": [{"expert", "weight"}]}], "upper_bound".
 //   questions.jsonl (optional) the item texts, one line per item (other fields are ignored, so a

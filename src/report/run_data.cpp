@@ -204,7 +204,8 @@ MethodAnswer read_answer(const Fields& f) {
       Fields nf((*nb)[i], f.file(), fmt::format("{}[{}]", df.field("neighbours"), i));
       Neighbour n;
       n.id = nf.string("id");
-      n.source = nf.optional_string("source").value_or("");
+      // "task" since the typed trace; "source" in runs written before it.
+      n.task = nf.optional_string("task").value_or(nf.optional_string("source").value_or(""));
       n.similarity = nf.optional_number("similarity");
       n.weight = nf.optional_number("weight");
       a.neighbours->push_back(std::move(n));

@@ -40,7 +40,7 @@ struct LayerExperts {
 };
 
 struct Neighbour {
-  std::string id, source;
+  std::string id, task;  // the reference and the dataset it came from
   std::optional<double> similarity, weight;
 };
 

@@ -332,7 +332,7 @@ TEST(DemoTrainingErrors, BadOptionsAndFoldersNameTheField) {
     train_demo(o);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(e.field(), "--steps");
+    EXPECT_EQ(e.field(), "steps");
   }
   const auto dir = std::filesystem::temp_directory_path() / ("c3po_demo_bad_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);

@@ -8,6 +8,7 @@
 
 #include "eval/flops.h"
 #include "eval/report.h"
+#include "eval/requests.h"
 #include "eval/run_dir.h"
 #include "eval/settings.h"
 #include "fixture.h"
@@ -187,3 +188,15 @@ TEST(EvalFlops, HandComputedSmallModel) {
 
 }  // namespace
 }  // namespace c3po::eval
+
+// Letters of several prompts share one set of LM-head rows; each prompt finds its letters' columns.
+TEST(EvalLetterColumns, HandComputedCase) {
+  const std::vector<int64_t> a{330, 347, 356}, b{356, 330}, c{401, 347, 330, 356};
+  const auto cols = c3po::eval::letter_columns({&a, &b, &c});
+  EXPECT_EQ(cols.vocab_rows, (std::vector<int64_t>{330, 347, 356, 401}));
+  ASSERT_EQ(cols.columns.size(), 3u);
+  EXPECT_EQ(cols.columns[0], (std::vector<int64_t>{0, 1, 2}));
+  EXPECT_EQ(cols.columns[1], (std::vector<int64_t>{2, 0}));
+  EXPECT_EQ(cols.columns[2], (std::vector<int64_t>{3, 1, 0, 2}));
+  EXPECT_TRUE(c3po::eval::letter_columns({}).vocab_rows.empty());
+}

@@ -43,7 +43,7 @@ struct World {
     fs::remove(store_path);
     remix::build_reference_store(*model, tok, o);
     auto store = remix::ReferenceStore::open(store_path);
-    for (int64_t i = 0; i < store.size(); ++i) references[store.item(i).id] = remix::to_mc_item(store.item(i));
+    for (int64_t i = 0; i < store.size(); ++i) references[store.item(i).id] = store.item(i);
   }
   std::vector<std::unique_ptr<eval::ItemMethod>> icl() const {
     remix::RemixOptions opt;

@@ -46,7 +46,7 @@ TEST(RemixTokens, ParsesLastLastJAndAll) {
       RemixTokens::parse(bad);
       ADD_FAILURE() << bad << " accepted";
     } catch (const c3po::Error& e) {
-      EXPECT_EQ(e.field(), "--tokens") << bad;
+      EXPECT_EQ(e.field(), "tokens") << bad;
     }
   }
 }

@@ -18,6 +18,7 @@
 #include "io/safetensors.h"
 #include "remix/build.h"
 #include "remix/remixer.h"
+#include "report/run_data.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -181,4 +182,62 @@ TEST(Oracle, OverrideReachesTheAnswerOnHeldOutItems) {
   }
   EXPECT_GT(oracle_right, base_right + 5) << "base " << base_right << ", oracle " << oracle_right << " of 60";
   EXPECT_LT(lost, oracle_right - base_right);
+}
+
+// The typed trace of a re-mixing method reaches items.jsonl in the form the report reads: the
+// neighbours (with their dataset), the steps, the experts per critical layer, the re-runs.
+TEST(Trace, ItemsJsonlCarryWhatTheReportReads) {
+  auto model = model::MoeModel::load(kDemo, model::Dtype::F32);
+  auto tok = tokenizer::Tokenizer::load(kDemo);
+  const auto dir = temp_dir("trace");
+  remix::BuildOptions b;
+  b.sources.push_back({"generic", kDemo + "/data/reference.jsonl", ""});
+  b.limit = 40;
+  b.batch = 8;
+  b.progress = nullptr;
+  b.embedder = remix::EmbedderChoice::parse("hash");
+  b.out = dir + "/ref.store";
+  ASSERT_TRUE(remix::build_reference_store(*model, tok, b).complete);
+  auto store = std::make_shared<remix::ReferenceStore>(remix::ReferenceStore::open(b.out));
+
+  eval::EvalSettings s;
+  s.model = kDemo;
+  s.tasks.push_back({"generic", kDemo + "/data/test.jsonl", ""});
+  s.limit = 4;
+  s.record_timing = false;
+  s.dtype = "f32";
+  s.out_dir = dir + "/run";
+  remix::RemixOptions opt;
+  opt.opt.steps = 3;
+  opt.neighbours.k = 5;
+  auto session = std::make_shared<remix::RemixSession>(*model, tok, store, opt, remix::CandidatePools{},
+                                                        remix::EmbedderChoice::parse("hash"), 1 << 24);
+  std::vector<std::unique_ptr<eval::ItemMethod>> methods;
+  methods.push_back(remix::make_method(session, remix::MethodKind::Ngd));
+  eval::RunControl control;
+  control.progress = nullptr;
+  ASSERT_TRUE(eval::run_eval(s, *model, tok, methods, control).complete);
+
+  const auto run = report::read_run(s.out_dir);
+  ASSERT_EQ(run.items.size(), 4u);
+  const auto critical = opt.layers.resolve(model->num_moe_layers());
+  for (const auto& item : run.items) {
+    const auto& ngd = item.methods.at("ngd");
+    ASSERT_TRUE(ngd.neighbours.has_value()) << item.id;
+    EXPECT_EQ(ngd.neighbours->size(), 5u) << item.id;
+    for (const auto& n : *ngd.neighbours) {
+      EXPECT_EQ(n.task, "generic") << item.id;
+      EXPECT_GE(store->find("generic", n.id), 0) << n.id;
+      EXPECT_TRUE(n.weight.has_value());
+    }
+    // One re-run per neighbour per step, and the answer's own.
+    EXPECT_EQ(ngd.tail_reruns, std::optional<long long>(opt.opt.steps * 5 + 1)) << item.id;
+    ASSERT_EQ(ngd.experts_before.size(), critical.size());
+    ASSERT_EQ(ngd.experts_after.size(), critical.size());
+    for (std::size_t c = 0; c < critical.size(); ++c) {
+      EXPECT_EQ(ngd.experts_before[c].moe_layer, critical[c]);
+      EXPECT_EQ(ngd.experts_before[c].experts.size(), static_cast<std::size_t>(model->top_k()));
+    }
+    EXPECT_EQ(ngd.losses.size(), static_cast<std::size_t>(opt.opt.steps)) << item.id;
+  }
 }

@@ -32,9 +32,9 @@ torch::Tensor at_angle(double radians, int64_t dim = 4) {
 StoreRows rows_at(const std::vector<double>& angles, const std::vector<std::string>& sources) {
   StoreRows r;
   for (std::size_t i = 0; i < angles.size(); ++i) {
-    ReferenceItem it;
+    c3po::data::McItem it;
     it.id = "ref-" + std::to_string(i);
-    it.source = sources[i];
+    it.task = sources[i];
     it.question = "Question " + std::to_string(i) + " with \"quotes\" and \xC3\xA9";
     it.choices = {"yes", "no", "maybe"};
     it.gold = static_cast<int>(i % 3);
@@ -71,7 +71,7 @@ TEST(ReferenceStore, RoundTripsExactly) {
     EXPECT_EQ(it.question, rows.items[i].question);
     EXPECT_EQ(it.choices, rows.items[i].choices);
     EXPECT_EQ(it.gold, rows.items[i].gold);
-    EXPECT_EQ(s.source(i), rows.items[i].source);
+    EXPECT_EQ(s.task(i), rows.items[i].task);
     EXPECT_EQ(s.gold()[i].item<int64_t>(), rows.items[i].gold);
     EXPECT_FLOAT_EQ(s.base_loss()[i].item<float>(), rows.base_loss[i]);
     EXPECT_EQ(s.correct(i), rows.correct[i] != 0);
