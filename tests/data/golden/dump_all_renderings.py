@@ -3,7 +3,9 @@
 re-implementation, one JSON line per item, for the full comparison in test_full_renderings.cpp:
   /usr/bin/python3 tests/data/golden/dump_all_renderings.py /tmp/renderings.jsonl
   C3PO_DATA_RENDERINGS=/tmp/renderings.jsonl <build>/tests/data/c3po_data_tests --gtest_filter=FullRenderings.*
-(about 165k items; kept out of the default run because the Python side takes ~30 s.)"""
+(about 165k items; kept out of the default run because the Python side takes ~30 s.)
+With --sample N before the output path, only N items per task, evenly spread over the task's
+files and their lines (the stratified sample test_full_renderings.cpp runs in every test run)."""
 import sys, json, os
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +33,13 @@ for f in ("dev", "train_xs", "train_s", "train_m", "train_l", "train_debiased"):
     jobs.append(("winogrande", "winogrande/%s.jsonl" % f))
 jobs += [("boolq", "boolq/val.jsonl")] + [("sciq", "sciq/%s.json" % f) for f in ("train", "valid", "test")]
 jobs += [("knowref", "knowref/knowref_test.json"), ("knowref", "knowref/data/val.json"), ("knowref", "knowref/data/train.tsv"), ("knowref", "knowref/data/dev.tsv")]
-out = open(sys.argv[1], "w", encoding="utf-8")
+args = sys.argv[1:]
+sample = None
+if args[0] == "--sample":
+    sample = int(args[1])
+    args = args[2:]
+out = open(args[0], "w", encoding="utf-8")
+by_task = {}
 for task, rel in jobs:
     p = os.path.join(D, rel)
     if task in ("arc_challenge", "arc_easy", "commonsense_qa") or rel.endswith("openbookqa-jsonl/" + os.path.basename(rel)):
@@ -56,7 +64,11 @@ for task, rel in jobs:
     elif task == "sciq": g.N = 10**9; items = g.sciq(p)
     elif rel.endswith(".json"): g.N = 10**9; items = g.knowref_json(p)
     else: g.N = (nlines(p) - 1) // 2; items = g.knowref_tsv(p)
-    for it in items:
+    by_task.setdefault(task, []).extend((rel, it) for it in items)
+for task, pairs in by_task.items():
+    if sample is not None and len(pairs) > sample:
+        pairs = [pairs[i * len(pairs) // sample] for i in range(sample)]
+    for rel, it in pairs:
         out.write(json.dumps({"file": rel, "id": it["id"], "gold": it["gold"], "letter": it["letter_prompt"],
                               "req": it["loglik"]["requests"], "enc": it["loglik"]["encoded"], "lg": it["loglik"]["gold"],
                               "nl": it["loglik"]["norm_lengths"]}, ensure_ascii=False) + "\n")
