@@ -199,6 +199,9 @@ std::vector<std::pair<std::size_t, json>> read_json_array(const std::string& pat
     const std::size_t upto = std::min<std::size_t>(e.byte, text.size());
     const std::size_t line = 1 + std::count(text.begin(), text.begin() + upto, '\n');
     throw Error(where(path, line), "", "not valid JSON: " + io::json_error_text(e));
+  } catch (const json::exception& e) {
+    // Not a parse_error, so no position: a number beyond a double ("7E777", out_of_range.406).
+    throw Error(path, "", "not valid JSON: " + io::json_error_text(e));
   }
   if (!j.is_array()) throw Error(path, "", "expected one JSON array of items");
   const auto lines = array_element_lines(text);

@@ -493,6 +493,8 @@ std::vector<McItem> read_jsonl(const std::string& path) {
       j = nlohmann::json::parse(line);
     } catch (const nlohmann::json::parse_error& e) {
       throw Error(jsonl_line_origin(path, n), "", "malformed JSON at " + io::json_error_text(e));
+    } catch (const nlohmann::json::exception& e) {  // a number beyond a double (out_of_range)
+      throw Error(jsonl_line_origin(path, n), "", "malformed JSON: " + io::json_error_text(e));
     }
     items.push_back(item_from_json(j, jsonl_line_origin(path, n)));
   }

@@ -65,6 +65,8 @@ tokenizer::Tokenizer load_tokenizer(const std::string& path) {
     j = nlohmann::ordered_json::parse(read_bytes(path));
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(path, "", "malformed JSON at " + io::json_error_text(e));
+  } catch (const nlohmann::json::exception& e) {  // a number beyond a double (out_of_range)
+    throw Error(path, "", "malformed JSON: " + io::json_error_text(e));
   }
   if (j.is_object()) {
     j["truncation"] = nullptr;

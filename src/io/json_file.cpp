@@ -25,6 +25,9 @@ nlohmann::json read_json_file(const std::string& path) {
     return nlohmann::json::parse(ss.str());
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(path, "", "malformed JSON at " + json_error_text(e));
+  } catch (const nlohmann::json::exception& e) {
+    // Not a parse_error: a number beyond a double ("7E777", out_of_range.406).
+    throw Error(path, "", "malformed JSON: " + json_error_text(e));
   }
 }
 

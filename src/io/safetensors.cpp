@@ -8,6 +8,7 @@
 #include <set>
 
 #include "io/error.h"
+#include "io/files.h"
 #include "io/json_file.h"
 
 namespace c3po::io {
@@ -115,7 +116,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   try {
     header = nlohmann::json::parse(hp, hp + n, cb);
   } catch (const nlohmann::json::exception& e) {
-    throw Error(path, "header", std::string("malformed header JSON: ") + e.what());
+    throw Error(path, "header", "malformed header JSON: " + json_error_text(e));
   }
   if (!duplicate.empty()) throw Error(path, duplicate, "tensor name appears twice in the header");
   if (!header.is_object()) throw Error(path, "header", "expected a JSON object");

@@ -1,5 +1,6 @@
 #include "remix/store.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "io/error.h"
@@ -13,6 +14,9 @@ constexpr const char* kStoreFormat = "c3po-reference-store/1";
 // Tensors in checksum order.
 constexpr const char* kTensorNames[] = {"embeddings", "pathways", "gold", "base_loss", "correct", "source",
                                         "item_offsets", "items"};
+// The dtype each of them is written with (pathways: F16, or F32 without half_pathways).
+constexpr io::DType kTensorTypes[] = {io::DType::F32, io::DType::F16, io::DType::I64, io::DType::F32,
+                                      io::DType::U8,  io::DType::I32, io::DType::I64, io::DType::U8};
 
 io::DType to_io(torch::ScalarType t) {
   switch (t) {
@@ -172,15 +176,28 @@ ReferenceStore ReferenceStore::open(const std::string& path) {
   for (std::size_t i = 0; i < std::size(kTensorNames); ++i) {
     const auto* v = s.file_->find(kTensorNames[i]);
     if (!v) throw Error(path, kTensorNames[i], "tensor missing from the store");
+    const bool f32_pathways = i == 1 && v->dtype == io::DType::F32;
+    if (v->dtype != kTensorTypes[i] && !f32_pathways)
+      throw Error(path, kTensorNames[i],
+                  std::string("has dtype ") + io::dtype_name(v->dtype) + ", expected " + io::dtype_name(kTensorTypes[i]) +
+                      (i == 1 ? " or F32" : ""));
     sum = checksum64(v->data, v->nbytes, sum);
     if (i + 1 == std::size(kTensorNames)) {
       items = v;
       break;
     }
+    const auto options = torch::TensorOptions().dtype(to_torch(v->dtype));
+    if (reinterpret_cast<std::uintptr_t>(v->data) % io::dtype_size(v->dtype) != 0) {
+      // Tensors follow each other without padding, so item_offsets (and gold or base_loss for some
+      // sizes) can start off their alignment; reading them in place is undefined behaviour. They
+      // are small: copy them.
+      *slots[i] = torch::empty(v->shape, options);
+      if (v->nbytes) std::memcpy(slots[i]->data_ptr(), v->data, v->nbytes);
+      continue;
+    }
     // The mapping outlives the tensors: they hold a reference to the file.
     auto keep = s.file_;
-    *slots[i] = torch::from_blob(const_cast<std::byte*>(v->data), v->shape, [keep](void*) {},
-                                 torch::TensorOptions().dtype(to_torch(v->dtype)));
+    *slots[i] = torch::from_blob(const_cast<std::byte*>(v->data), v->shape, [keep](void*) {}, options);
   }
   if (hex64(sum) != field("checksum"))
     throw Error(path, "checksum", "data does not match the recorded checksum: the store is corrupt");
@@ -195,10 +212,17 @@ ReferenceStore ReferenceStore::open(const std::string& path) {
   }
   s.size_ = s.embeddings_.dim() == 2 ? s.embeddings_.size(0) : -1;
   const auto n = s.size_;
-  if (n <= 0 || s.pathways_.dim() != 3 || s.pathways_.size(0) != n || s.gold_.numel() != n ||
-      s.base_loss_.numel() != n || s.correct_.numel() != n || s.source_.numel() != n ||
-      s.item_offsets_.numel() != n + 1 || s.item_offsets_[n].item<int64_t>() != static_cast<int64_t>(items->nbytes))
+  if (n <= 0 || s.embeddings_.size(1) == 0 || s.pathways_.dim() != 3 || s.pathways_.size(0) != n ||
+      s.pathways_.size(1) == 0 || s.pathways_.size(2) == 0 || s.gold_.numel() != n || s.base_loss_.numel() != n ||
+      s.correct_.numel() != n || s.source_.numel() != n || s.item_offsets_.numel() != n + 1 ||
+      s.item_offsets_[n].item<int64_t>() != static_cast<int64_t>(items->nbytes))
     throw Error(path, "tensors", "shapes disagree with each other");
+  // Item i is bytes [offsets[i], offsets[i+1]) of items: they must rise from 0 to its end, else
+  // item() would read outside the file.
+  const auto* off = s.item_offsets_.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i)
+    if ((i == 0 && off[0] != 0) || off[i + 1] < off[i])
+      throw Error(path, "item_offsets", "row " + std::to_string(i) + ": offsets must rise from 0 to the end of items");
   const auto src = s.source_.to(torch::kLong);
   if (src.min().item<int64_t>() < 0 || src.max().item<int64_t>() >= static_cast<int64_t>(s.datasets_.size()))
     throw Error(path, "source", "names a dataset outside the recorded list");
@@ -250,7 +274,7 @@ data::McItem ReferenceStore::item(int64_t i) const {
   if (b < 0 || e < b) throw Error(path_, "item_offsets", "not increasing");
   try {
     return reference_item_from_json(nlohmann::json::parse(item_bytes_ + b, item_bytes_ + e), path_);
-  } catch (const nlohmann::json::parse_error& err) {
+  } catch (const nlohmann::json::exception& err) {  // also a number beyond a double (out_of_range)
     throw Error(path_, "items", std::string("malformed item JSON: ") + err.what());
   }
 }
