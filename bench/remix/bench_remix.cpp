@@ -76,7 +76,7 @@ std::string write_store(const model::MoeModel& model, const std::string& embedde
   remix::StoreRows rows;
   const int64_t L = model.num_moe_layers(), E = model.num_experts(), H = model.config().hidden_size;
   for (const auto& item : train) {
-    rows.items.push_back(remix::to_reference_item(item));
+    rows.items.push_back(item);
     auto e = torch::randn({H});
     rows.embeddings.push_back(e / e.norm());
     rows.pathways.push_back(torch::softmax(torch::randn({L, E}) * 2.0, 1));
@@ -127,7 +127,7 @@ std::vector<int64_t> neighbour_indices(const eval::ItemContext& ctx) {
 }
 
 int64_t prompt_tokens(int64_t store_index) {
-  const auto item = remix::to_mc_item(world->store->item(store_index));
+  const auto item = world->store->item(store_index);
   return static_cast<int64_t>(eval::encode_letter_request(*world->tok, item, 0).ids.size());
 }
 

@@ -15,5 +15,6 @@ void add_demo_commands(CLI::App& app, Action& action);
 void add_eval_commands(CLI::App& app, Action& action);
 void add_remix_commands(CLI::App& app, Action& action);
 void add_demo_run_commands(CLI::App& app, Action& action);
+void add_bench_commands(CLI::App& app, Action& action);
 
 }  // namespace c3po::cli

@@ -5,6 +5,9 @@
 #include <fmt/core.h>
 
 #include <new>
+#include <set>
+
+#include <unistd.h>
 #include <typeinfo>
 
 #include "cli/commands.h"
@@ -26,6 +29,25 @@ std::string message(const CLI::App& app, const c3po::Error& e) {
   return e.what();
 }
 
+// OpenMP threads that wait for each other spin (libgomp: 300000 rounds) before they sleep. On a
+// core shared with another busy process, a spinning thread steals the time its partner needs and
+// every parallel region stalls: with one competing process on 2 cores, prefill and decoding ran
+// about 10x slower than on a quiet machine. 10000 rounds keep that within 3x and cost little on a
+// quiet machine (measurements in docs/decisions.md). libgomp reads its settings when it is
+// loaded, before main, so commands that compute start themselves again with the shorter spin,
+// unless the user chose a wait policy.
+void shorten_openmp_spin(const CLI::App& app, char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT") || std::getenv("C3PO_NO_REEXEC")) return;
+  static const std::set<std::string> computing = {"logits", "route",     "generate",   "eval",  "remix",
+                                                  "demo",   "reference", "train-demo", "bench"};
+  const auto subs = app.get_subcommands();
+  if (subs.empty() || !computing.count(subs.front()->get_name())) return;
+  setenv("GOMP_SPINCOUNT", "10000", 1);  // libgomp (Debian's LibTorch)
+  if (!std::getenv("KMP_BLOCKTIME")) setenv("KMP_BLOCKTIME", "1", 1);  // Intel OpenMP (official LibTorch)
+  setenv("C3PO_NO_REEXEC", "1", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -44,11 +66,13 @@ int main(int argc, char** argv) {
   c3po::cli::add_eval_commands(app, action);
   c3po::cli::add_remix_commands(app, action);
   c3po::cli::add_demo_run_commands(app, action);
+  c3po::cli::add_bench_commands(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  shorten_openmp_spin(app, argv);
   try {
     // The environment carries an explicit choice to every later decision (see model/threads.h).
     if (threads > 0) setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);

@@ -11,21 +11,11 @@ torch::Tensor MoeModel::decode(KvCache& cache, const std::vector<int64_t>& token
   torch::NoGradGuard no_grad;
   PackedBatch batch(M.cfg);
   Segment& seg = batch.add_tokens(tokens, cache.length, "decode");
-  if (cache.keys.empty()) {
-    cache.keys.resize(M.cfg.num_layers);
-    cache.values.resize(M.cfg.num_layers);
-  }
-  seg.past_keys = &cache.keys;
-  seg.past_values = &cache.values;
-  std::vector<torch::Tensor> new_keys(M.cfg.num_layers), new_values(M.cfg.num_layers);
-  KvSink on_kv = [&](int layer, int, const torch::Tensor& k, const torch::Tensor& v) {
-    new_keys[layer] = k.contiguous();
-    new_values[layer] = v.contiguous();
-  };
+  cache.keys.resize(M.cfg.num_layers);
+  cache.values.resize(M.cfg.num_layers);
+  seg.cache = &cache;
   RoutingHook no_routing_change;
-  auto x = M.run(batch.embed(M.embed), batch.position_tensor(), 0, batch.segments, no_routing_change, on_kv, {});
-  cache.keys = std::move(new_keys);
-  cache.values = std::move(new_values);
+  auto x = M.run(batch.embed(M.embed), batch.position_tensor(), 0, batch.segments, no_routing_change, {}, {});
   cache.length += batch.rows();
   return M.head(x[batch.rows() - 1].unsqueeze(0), {})[0];
 }

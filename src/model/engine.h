@@ -88,10 +88,11 @@ struct SequenceScore {
 // keeps a suffix of its own); 0 for a group of fewer than two.
 int64_t shared_prefix_length(const std::vector<ScoreRequest>& group);
 
-// Incremental decoding state of one sequence.
+// Incremental decoding state of one sequence. Keys and values are written in place into buffers
+// that grow by doubling, so a decoding step copies only its own token's keys and values.
 struct KvCache {
-  std::vector<torch::Tensor> keys, values;  // per decoder layer [kv_heads, n, d]
-  int64_t length = 0;
+  std::vector<torch::Tensor> keys, values;  // per decoder layer [kv_heads, capacity, d]
+  int64_t length = 0;                       // positions held (the first `length` of the capacity)
 };
 
 class ModelImpl;
@@ -105,6 +106,9 @@ class MoeModel {
   static std::unique_ptr<MoeModel> from_tensors(const ModelConfig& config,
                                                 std::map<std::string, torch::Tensor> tensors,
                                                 Dtype dtype = Dtype::BF16);
+  // A model of this config with random weights (seeded), for speed and memory measurements
+  // (`c3po bench --random`): nothing is read from disk.
+  static std::unique_ptr<MoeModel> random(const ModelConfig& config, Dtype dtype = Dtype::BF16, uint64_t seed = 0);
   ~MoeModel();
   MoeModel(const MoeModel&) = delete;
   MoeModel& operator=(const MoeModel&) = delete;

@@ -34,7 +34,8 @@ struct Segment {
   const std::vector<torch::Tensor>* past_keys = nullptr;  // indexed by layer - past_base
   const std::vector<torch::Tensor>* past_values = nullptr;
   int past_base = 0;
-  int prompt = 0;  // index of the segment in its batch; what routing hooks call the prompt
+  KvCache* cache = nullptr;  // instead of past_keys: the keys/values before it, extended in place
+  int prompt = 0;            // index of the segment in its batch; what routing hooks call the prompt
 };
 
 // Sequences packed as the rows of one batch. Every way into the layer loop (forward, tail,

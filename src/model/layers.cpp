@@ -1,11 +1,30 @@
 #include <fmt/core.h>
 
+#include <algorithm>
+
 #include "io/error.h"
 #include "model/impl.h"
 
 // The layer loop and its blocks: pre-norm attention and MoE (or dense) MLP with residuals, then
 // the final norm and LM head. Forward, tail, scoring and decode all run through run().
 namespace c3po::model {
+namespace {
+
+// Writes `fresh` [kv_heads, n, d] after the first `past` positions of `buffer` [kv_heads, capacity, d]
+// (growing it by doubling when full) and returns the view of the first past + n positions.
+torch::Tensor append_in_place(torch::Tensor& buffer, int64_t past, const torch::Tensor& fresh) {
+  const int64_t need = past + fresh.size(1);
+  if (!buffer.defined() || buffer.size(1) < need) {
+    const int64_t capacity = std::max<int64_t>({need, 64, buffer.defined() ? 2 * buffer.size(1) : 0});
+    auto grown = torch::empty({fresh.size(0), capacity, fresh.size(2)}, fresh.options());
+    if (past > 0) grown.narrow(1, 0, past).copy_(buffer.narrow(1, 0, past));
+    buffer = grown;
+  }
+  buffer.narrow(1, past, fresh.size(1)).copy_(fresh);
+  return buffer.narrow(1, 0, need);
+}
+
+}  // namespace
 
 torch::Tensor ModelImpl::run(torch::Tensor x, const torch::Tensor& positions, int first_layer,
                              const std::vector<Segment>& segs, RoutingHook& hook, const KvSink& on_kv,
@@ -51,7 +70,10 @@ torch::Tensor ModelImpl::attention(const LayerWeights& w, int layer, const torch
     auto qs = q.narrow(0, g.offset, g.length).transpose(0, 1);
     auto ks = k.narrow(0, g.offset, g.length).transpose(0, 1);
     auto vs = v.narrow(0, g.offset, g.length).transpose(0, 1);
-    if (g.past > 0) {
+    if (g.cache) {
+      ks = append_in_place(g.cache->keys[layer], g.past, ks);
+      vs = append_in_place(g.cache->values[layer], g.past, vs);
+    } else if (g.past > 0) {
       ks = torch::cat({(*g.past_keys)[layer - g.past_base], ks}, 1);
       vs = torch::cat({(*g.past_values)[layer - g.past_base], vs}, 1);
     }

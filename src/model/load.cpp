@@ -1,5 +1,6 @@
 #include <fmt/core.h>
 
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -21,16 +22,33 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }  // namespace
 
 // Tensors by name, from a checkpoint (memory-mapped) or from memory; checks shape and dtype.
+// Random weights for MoeModel::random: slices of one seeded pool of normal numbers (filling
+// billions of numbers with randn would dominate the load), scaled like a trained model's.
+struct RandomPool {
+  explicit RandomPool(uint64_t seed) {
+    torch::manual_seed(seed);
+    pool = torch::randn({kSize}, torch::kFloat32);
+  }
+  static constexpr int64_t kSize = int64_t{1} << 24;
+  torch::Tensor pool;
+  int64_t cursor = 0;
+};
+
+enum class Init { Weight, Router, Embedding };
+
 class WeightLoader {
  public:
   WeightLoader(const io::Checkpoint* ck, std::map<std::string, torch::Tensor>* mem, torch::ScalarType st)
       : ck_(ck), mem_(mem), st_(st) {}
+  WeightLoader(RandomPool* random, torch::ScalarType st) : ck_(nullptr), mem_(nullptr), random_(random), st_(st) {}
 
   bool has(const std::string& name) const { return ck_ ? ck_->has(name) : mem_->count(name) != 0; }
 
-  torch::Tensor get(const std::string& name, const std::vector<int64_t>& shape) {
+  torch::Tensor get(const std::string& name, const std::vector<int64_t>& shape, Init init = Init::Weight) {
     torch::Tensor t;
-    if (ck_) {
+    if (random_) {
+      t = random_tensor(name, shape, init);
+    } else if (ck_) {
       const io::TensorView& view = ck_->get(name);
       if (view.shape != shape)
         throw Error(view.file, name, "expected shape " + shape_str(shape) + ", got " + shape_str(view.shape));
@@ -71,8 +89,30 @@ class WeightLoader {
   const std::vector<std::pair<std::string, torch::Tensor>>& loaded() const { return loaded_; }
 
  private:
+  // Norm weights 1, biases 0, matrices N(0, 1/fan_in); routers with gain 4 so that routing is far
+  // from uniform, embeddings N(0, 1), as in trained models.
+  torch::Tensor random_tensor(const std::string& name, const std::vector<int64_t>& shape, Init init) {
+    if (shape.size() == 1) {
+      const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+      return bias ? torch::zeros(shape, st_) : torch::ones(shape, st_);
+    }
+    const int64_t cols = shape.back();
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    auto t = torch::empty({n}, st_);
+    for (int64_t done = 0; done < n;) {
+      const int64_t take = std::min(n - done, RandomPool::kSize - random_->cursor);
+      t.narrow(0, done, take).copy_(random_->pool.narrow(0, random_->cursor, take));
+      done += take;
+      random_->cursor = (random_->cursor + take + 7919) % (RandomPool::kSize - 1);
+    }
+    const double scale = init == Init::Embedding ? 1.0 : (init == Init::Router ? 4.0 : 1.0) / std::sqrt(double(cols));
+    return t.mul_(scale).view(shape);
+  }
+
   const io::Checkpoint* ck_;
   std::map<std::string, torch::Tensor>* mem_;
+  RandomPool* random_ = nullptr;
   torch::ScalarType st_;
   std::vector<std::pair<std::string, torch::Tensor>> loaded_;
 };
@@ -100,7 +140,7 @@ void check_layer_count(const io::Checkpoint& ck, const ModelConfig& c, const std
 void ModelImpl::load(WeightLoader& w) {
   const auto& c = cfg;
   const int64_t H = c.hidden_size, d = c.head_dim, nh = c.num_heads, nkv = c.num_kv_heads;
-  embed = w.get(names.embed, {c.vocab_size, H});
+  embed = w.get(names.embed, {c.vocab_size, H}, Init::Embedding);
   final_norm = w.get(names.final_norm, {H});
   lm_head = c.tie_word_embeddings ? embed : w.get(names.lm_head, {c.vocab_size, H});
   auto mlp = [&](const std::string& prefix, int64_t width) {
@@ -133,7 +173,7 @@ void ModelImpl::load(WeightLoader& w) {
     }
     if (c.layer_is_moe[i]) {
       L.moe_index = moe_index++;
-      L.router = w.get(n(names.router), {c.num_experts, H});
+      L.router = w.get(n(names.router), {c.num_experts, H}, Init::Router);
       const int64_t F = c.moe_intermediate_size;
       for (int64_t e = 0; e < c.num_experts; ++e) {
         L.experts.push_back(SwiGlu{w.get(tensor_name(names.expert_gate, i, e), {F, H}),
@@ -224,6 +264,19 @@ std::unique_ptr<MoeModel> MoeModel::from_tensors(const ModelConfig& config,
   impl->st = scalar_type(dtype);
   torch::NoGradGuard no_grad;
   WeightLoader loader(nullptr, &tensors, impl->st);
+  impl->load(loader);
+  return std::unique_ptr<MoeModel>(new MoeModel(std::move(impl)));
+}
+
+std::unique_ptr<MoeModel> MoeModel::random(const ModelConfig& config, Dtype dtype, uint64_t seed) {
+  auto impl = std::make_unique<ModelImpl>();
+  impl->cfg = config;
+  impl->names = architecture_of(config).tensor_names(config);
+  impl->dtype = dtype;
+  impl->st = scalar_type(dtype);
+  torch::NoGradGuard no_grad;
+  RandomPool pool(seed);
+  WeightLoader loader(&pool, impl->st);
   impl->load(loader);
   return std::unique_ptr<MoeModel>(new MoeModel(std::move(impl)));
 }

@@ -9,6 +9,7 @@
 #include "io/error.h"
 #include "model/arch/arch.h"
 #include "model/engine.h"
+#include "model/shapes.h"
 #include "test_util.h"
 
 namespace c3po::model::test {
@@ -113,6 +114,56 @@ TEST_P(Routing, EveryWayInChecksTheContextLength) {
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, Routing, ::testing::ValuesIn(architectures()),
                          [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace c3po::model::test
+
+namespace c3po::model::test {
+namespace {
+
+// The released shapes are what their architectures' readers make of the checkpoints' config
+// fields; --layers keeps the first N.
+TEST(ReleasedShapes, ParseThroughTheirArchitecturesAndShrink) {
+  const auto olmoe = released_shape("olmoe-1b-7b");
+  EXPECT_EQ(olmoe.num_experts, 64);
+  EXPECT_EQ(olmoe.top_k, 8);
+  EXPECT_EQ(olmoe.num_layers, 16);
+  EXPECT_EQ(released_shape("deepseek", 3).layer_is_moe, (std::vector<bool>{false, true, true}));
+  EXPECT_EQ(released_shape("qwen3-30b-a3b").head_dim, 128);
+  EXPECT_TRUE(released_shape("mixtral").norm_topk_prob);
+  EXPECT_EQ(released_shape("qwen2_moe").shared_expert_intermediate_size, 5632);
+  EXPECT_THROW(released_shape("llama"), Error);
+  EXPECT_THROW(released_shape("olmoe", 17), Error);
+}
+
+// A random model is a model like any other: finite logits, and the seed alone decides its weights.
+TEST(RandomModel, SeededAndFinite) {
+  const auto config = load_config(model_dir("qwen2_moe"));
+  const auto a = MoeModel::random(config, Dtype::F32, 1), b = MoeModel::random(config, Dtype::F32, 1);
+  const auto c = MoeModel::random(config, Dtype::F32, 2);
+  EXPECT_EQ(a->fingerprint(), b->fingerprint());
+  EXPECT_NE(a->fingerprint(), c->fingerprint());
+  const auto logits = a->forward({{1, 2, 3, 4}}).logits;
+  EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+  EXPECT_TRUE(torch::equal(logits, b->forward({{1, 2, 3, 4}}).logits));
+}
+
+// Decoding far past the cache's first capacity (64 positions) still equals recomputation.
+TEST(RandomModel, KvCacheGrowsInPlace) {
+  const auto m = MoeModel::random(load_config(model_dir("olmoe")), Dtype::F32, 3);
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 150; ++i) ids.push_back((i * 37) % 200);
+  ForwardOptions all;
+  all.all_positions = true;
+  const auto full = m->forward({ids}, all).logits[0];
+  KvCache cache;
+  auto logits = m->decode(cache, std::vector<int64_t>(ids.begin(), ids.begin() + 10));
+  for (std::size_t t = 10; t < ids.size(); ++t) {
+    logits = m->decode(cache, {ids[t]});
+    ASSERT_LT(max_abs_diff(logits, full[static_cast<int64_t>(t)]), 1e-4) << "position " << t;
+  }
+  EXPECT_GE(cache.keys[0].size(1), 150);
+}
 
 }  // namespace
 }  // namespace c3po::model::test
