@@ -241,12 +241,22 @@ std::size_t PrefixState::bytes() const {
 MoeModel::MoeModel(std::unique_ptr<ModelImpl> impl) : impl_(std::move(impl)) {}
 MoeModel::~MoeModel() = default;
 
-std::unique_ptr<MoeModel> MoeModel::load(const std::string& folder, Dtype dtype) {
+namespace {
+
+// An engine for this config and dtype with no weights yet.
+std::unique_ptr<ModelImpl> empty_impl(const ModelConfig& config, Dtype dtype) {
   auto impl = std::make_unique<ModelImpl>();
-  impl->cfg = load_config(folder);
-  impl->names = architecture_of(impl->cfg).tensor_names(impl->cfg);
+  impl->cfg = config;
+  impl->names = architecture_of(config).tensor_names(config);
   impl->dtype = dtype;
   impl->st = scalar_type(dtype);
+  return impl;
+}
+
+}  // namespace
+
+std::unique_ptr<MoeModel> MoeModel::load(const std::string& folder, Dtype dtype) {
+  auto impl = empty_impl(load_config(folder), dtype);
   impl->checkpoint = std::make_unique<io::Checkpoint>(io::Checkpoint::open(folder));
   check_layer_count(*impl->checkpoint, impl->cfg, folder);
   torch::NoGradGuard no_grad;
@@ -257,11 +267,7 @@ std::unique_ptr<MoeModel> MoeModel::load(const std::string& folder, Dtype dtype)
 
 std::unique_ptr<MoeModel> MoeModel::from_tensors(const ModelConfig& config,
                                                  std::map<std::string, torch::Tensor> tensors, Dtype dtype) {
-  auto impl = std::make_unique<ModelImpl>();
-  impl->cfg = config;
-  impl->names = architecture_of(config).tensor_names(config);
-  impl->dtype = dtype;
-  impl->st = scalar_type(dtype);
+  auto impl = empty_impl(config, dtype);
   torch::NoGradGuard no_grad;
   WeightLoader loader(nullptr, &tensors, impl->st);
   impl->load(loader);
@@ -269,11 +275,7 @@ std::unique_ptr<MoeModel> MoeModel::from_tensors(const ModelConfig& config,
 }
 
 std::unique_ptr<MoeModel> MoeModel::random(const ModelConfig& config, Dtype dtype, uint64_t seed) {
-  auto impl = std::make_unique<ModelImpl>();
-  impl->cfg = config;
-  impl->names = architecture_of(config).tensor_names(config);
-  impl->dtype = dtype;
-  impl->st = scalar_type(dtype);
+  auto impl = empty_impl(config, dtype);
   torch::NoGradGuard no_grad;
   RandomPool pool(seed);
   WeightLoader loader(&pool, impl->st);
