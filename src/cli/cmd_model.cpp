@@ -106,6 +106,13 @@ int run_logits(const PromptOptions& o, bool all_positions, const std::string& ou
   j["dtype"] = model::dtype_name(model->dtype());
   j["input_ids"] = ids;
   auto rows = all_positions ? r.logits[0] : r.logits;  // [T or 1, V]
+  // A NaN logit is never an answer: say where it is instead of printing null.
+  const auto finite = torch::isfinite(rows).all(1);
+  for (int64_t t = 0; t < rows.size(0); ++t)
+    if (!finite[t].item<bool>())
+      throw Error(o.model, "logits",
+                  fmt::format("the logits at position {} are not finite (NaN or inf); check the weights",
+                              all_positions ? t : static_cast<int64_t>(ids.size()) - 1));
   nlohmann::json logits = nlohmann::json::array();
   for (int64_t t = 0; t < rows.size(0); ++t) logits.push_back(to_floats(rows[t]));
   j["positions"] = all_positions ? nlohmann::json(std::vector<int64_t>()) : nlohmann::json::array({ids.size() - 1});

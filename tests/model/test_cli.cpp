@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cmath>
+#include <filesystem>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -116,6 +118,30 @@ TEST(Cli, ErrorsExitWithMessage) {
   auto range = run("logits " + model_dir("olmoe") + " --ids 1,100000");
   EXPECT_EQ(range.status, 1);
   EXPECT_NE(range.out.find("100000"), std::string::npos) << range.out;
+}
+
+// Weights that make the logits NaN: `c3po logits` stops naming the position, never prints null.
+TEST(Cli, NonFiniteLogitsAreAnError) {
+  TempDir tmp;
+  std::filesystem::copy_file(model_dir("olmoe") + "/config.json", tmp.path / "config.json");
+  io::SafetensorsFile src(model_dir("olmoe") + "/model.safetensors");
+  std::vector<io::TensorData> tensors;
+  std::vector<float> nan_norm;
+  for (const auto& t : src.tensors()) {
+    tensors.push_back({t.name, t.dtype, t.shape, t.data, t.nbytes});
+    if (t.name == "model.norm.weight") {
+      ASSERT_EQ(t.dtype, io::DType::F32);
+      nan_norm.assign(static_cast<std::size_t>(t.shape[0]), std::nanf(""));
+      tensors.back().data = nan_norm.data();
+    }
+  }
+  ASSERT_FALSE(nan_norm.empty());
+  io::write_safetensors((tmp.path / "model.safetensors").string(), tensors);
+  auto r = run("logits " + tmp.path.string() + " --ids 1,2,3 --dtype f32");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("not finite"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("position 2"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("null"), std::string::npos) << r.out;
 }
 
 }  // namespace
