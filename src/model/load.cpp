@@ -4,6 +4,8 @@
 #include <cstring>
 #include <map>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "io/error.h"
 #include "io/hash.h"
 #include "model/impl.h"
@@ -25,10 +27,9 @@ std::string shape_str(const std::vector<int64_t>& s) {
 // Random weights for MoeModel::random: slices of one seeded pool of normal numbers (filling
 // billions of numbers with randn would dominate the load), scaled like a trained model's.
 struct RandomPool {
-  explicit RandomPool(uint64_t seed) {
-    torch::manual_seed(seed);
-    pool = torch::randn({kSize}, torch::kFloat32);
-  }
+  // Its own generator: making a random model leaves the global one untouched.
+  explicit RandomPool(uint64_t seed)
+      : pool(at::randn({kSize}, at::detail::createCPUGenerator(seed), torch::TensorOptions(torch::kFloat32))) {}
   static constexpr int64_t kSize = int64_t{1} << 24;
   torch::Tensor pool;
   int64_t cursor = 0;
