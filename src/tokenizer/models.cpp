@@ -38,13 +38,17 @@ struct VocabTable {
   }
 };
 
+constexpr std::int64_t kMaxTokenId = std::int64_t{1} << 24;
+
 VocabTable read_vocab(const Json& vocab, const Where& where) {
   if (!vocab.is_object()) where.fail("expected an object {token: id}");
   VocabTable table;
   table.to_id.reserve(vocab.size());
   for (const auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() > INT32_MAX)
-      where.at(token).fail("expected a non-negative 32-bit id, got " + id.dump());
+    // The bound is the config reader's largest vocab_size: an id beyond any real vocabulary would
+    // only make the id -> token table allocate gigabytes.
+    if (!id.is_number_integer() || id.get<std::int64_t>() < 0 || id.get<std::int64_t>() >= kMaxTokenId)
+      where.at(token).fail("expected an id from 0 to " + std::to_string(kMaxTokenId - 1) + ", got " + id.dump());
     const auto i = id.get<std::int32_t>();
     table.to_id.emplace(token, i);
     if (static_cast<std::size_t>(i) >= table.to_token.size()) {

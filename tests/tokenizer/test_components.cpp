@@ -364,6 +364,13 @@ TEST(Errors, BadModelsAndSettings) {
   EXPECT_THAT(error_of([&] { make(base_json(model)); }), HasSubstr("model.dropout: BPE dropout 0.1 is random"));
   EXPECT_THAT(error_of([&] { make(base_json(bpe({{"a", 0}}, {"a b"}))); }), HasSubstr("model.merges[0]"));
   EXPECT_THAT(error_of([&] { make(base_json(bpe({{"a", -3}}, Json::array()))); }), HasSubstr("model.vocab.a"));
+  // An id beyond any real vocabulary is refused before the id table is sized by it (it ended in
+  // std::bad_alloc); the largest allowed id still loads.
+  EXPECT_THAT(error_of([&] { make(base_json(bpe({{"a", 1000000000}}, Json::array()))); }),
+              HasSubstr("model.vocab.a: expected an id from 0 to 16777215, got 1000000000"));
+  Json wide = word_level({"<unk>"});
+  wide["vocab"]["far"] = 16777215;
+  EXPECT_EQ(make(base_json(wide)).token_to_id("far"), 16777215);
   model = bpe({{"a", 0}}, Json::array());
   model["unk_token"] = "<unk>";
   EXPECT_THAT(error_of([&] { make(base_json(model)); }), HasSubstr("model.unk_token: \"<unk>\" is not in model.vocab"));
