@@ -16,11 +16,10 @@
 //                  (capture, keep_prefix_from the first critical layer, model embedding, letter
 //                  rows), batch 1
 //   ngd/cold       RemixMethod ngd with the neighbour cache emptied first: the neighbours'
-//                  prefill (one batched forward) + 10 tail steps with backward + the answer
+//                  prefill (one forward each) + 10 tail steps with backward + the answer
 //   ngd/warm       the same with the neighbours' PrefixStates already cached
 //   kernel/cold, kernel/warm   kernel regression likewise (alpha grid: 11 tail forwards)
-//   prefill3/one_by_one, prefill3/batched   the neighbours' PrefixStates alone, three forwards
-//                  against one
+//   prefill3          the three neighbours' PrefixStates alone, one forward each
 // Times are per item; the counters give base_ms, the ratio to the base forward measured in the
 // same iterations (x_base), the goal for it (goal_x: k + 1.5 cold, 2 warm), and the
 // prompt tokens of the items and of their neighbours.
@@ -191,8 +190,8 @@ void base(benchmark::State& state) {
   report(state, t, 0);
 }
 
-// The neighbours' PrefixStates of an item alone: one forward each, or one batched forward.
-void prefill(benchmark::State& state, bool batched) {
+// The neighbours' PrefixStates of an item alone, cold: one forward each, as the methods compute them.
+void prefill(benchmark::State& state) {
   World& w = *world;
   torch::NoGradGuard no_grad;
   Totals t;
@@ -203,11 +202,7 @@ void prefill(benchmark::State& state, bool batched) {
     const auto indices = neighbour_indices(b->ctx);
     w.session->cache().clear();
     const auto t0 = Clock::now();
-    if (batched) {
-      w.session->references(indices, nullptr);
-    } else {
-      for (int64_t n : indices) w.session->reference(n, nullptr);
-    }
+    w.session->references(indices, nullptr);
     const double secs = since(t0);
     state.SetIterationTime(secs);
     t.base += b->seconds;
@@ -282,8 +277,7 @@ int main(int argc, char** argv) {
   reg("ngd/warm", [](benchmark::State& s) { method(s, remix::MethodKind::Ngd, Cache::Warm); });
   reg("kernel/cold", [](benchmark::State& s) { method(s, remix::MethodKind::Kernel, Cache::Cold); });
   reg("kernel/warm", [](benchmark::State& s) { method(s, remix::MethodKind::Kernel, Cache::Warm); });
-  reg("prefill3/one_by_one", [](benchmark::State& s) { prefill(s, false); });
-  reg("prefill3/batched", [](benchmark::State& s) { prefill(s, true); });
+  reg("prefill3", [](benchmark::State& s) { prefill(s); });
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   std::error_code ec;

@@ -68,40 +68,37 @@ RemixSession::Reference RemixSession::reference(int64_t index, double* flops) {
 }
 
 std::vector<RemixSession::Reference> RemixSession::references(const std::vector<int64_t>& indices, double* flops) {
-  // Misses first (each once), then one forward over all of them.
-  std::vector<int64_t> unique, missing;
+  std::vector<int64_t> unique;
   for (int64_t index : indices)
     if (std::find(unique.begin(), unique.end(), index) == unique.end()) unique.push_back(index);
-  for (int64_t index : unique)
-    if (!cache_.find(index)) missing.push_back(index);
-  if (!missing.empty()) {
-    std::vector<std::vector<int64_t>> prompts;
-    std::vector<std::vector<int64_t>> letters;
-    for (int64_t index : missing) {
-      const auto item = store().item(index);
-      auto req = eval::encode_letter_request(tok_, item, eval::context_length(model_.config().max_position_embeddings));
-      prompts.push_back(std::move(req.ids));
-      letters.push_back(std::move(req.letter_ids));
+  // No state this call returns is evicted by the inserts below, whatever the budget.
+  const PrefixCache::Pin keep(cache_, unique);
+  const auto fm = eval::flops_model(model_.config(), model_.active_parameter_count());
+  const std::size_t context = eval::context_length(model_.config().max_position_embeddings);
+  for (int64_t index : unique) {
+    const bool cached = cache_.find(index) != nullptr;
+    std::vector<int64_t> prompt;
+    if (!cached || flops) {
+      auto req = eval::encode_letter_request(tok_, store().item(index), context);
+      prompt = std::move(req.ids);
+      letters_[index] = std::move(req.letter_ids);
     }
+    // Charged whether or not the cache holds the state: an item's cost must not depend on what
+    // earlier items left in the cache (a resumed or sharded run reports the same FLOPs).
+    if (flops)
+      *flops += eval::forward_flops(fm, static_cast<int64_t>(prompt.size()), 0, 1,
+                                    static_cast<int64_t>(letters_[index].size()));
+    if (cached) continue;
+    // Each reference in a forward of its own: batched with whichever others happen to be missing,
+    // its state would round differently depending on the cache, and so would the answers.
     model::ForwardOptions fo;
     fo.keep_prefix_from = critical_.front();
     fo.prefix_tokens = options_.tokens.count;
-    std::vector<const std::vector<int64_t>*> letter_ids;
-    for (const auto& l : letters) letter_ids.push_back(&l);
-    // The prefill's logits are not used, only its prefix states: the letter rows keep the head cheap.
-    fo.vocab_rows = eval::letter_columns(letter_ids).vocab_rows;
-    auto res = model_.forward(prompts, fo);
+    // The prefill's logits are not used, only its prefix state: the letter rows keep the head cheap.
+    fo.vocab_rows = eval::letter_columns({&letters_[index]}).vocab_rows;
+    auto res = model_.forward({prompt}, fo);
     ++prefill_forwards_;
-    // No state this call returns is evicted by the inserts below, whatever the budget.
-    const PrefixCache::Pin keep(cache_, unique);
-    const auto fm = eval::flops_model(model_.config(), model_.active_parameter_count());
-    for (std::size_t m = 0; m < missing.size(); ++m) {
-      letters_[missing[m]] = letters[m];
-      cache_.insert(missing[m], std::move(res.prefixes.at(m)));
-      if (flops)
-        *flops += eval::forward_flops(fm, static_cast<int64_t>(prompts[m].size()), 0, 1,
-                                      static_cast<int64_t>(letters[m].size()));
-    }
+    cache_.insert(index, std::move(res.prefixes.at(0)));
   }
   std::vector<Reference> out;
   for (int64_t index : indices) {

@@ -45,12 +45,12 @@ class RemixSession {
     int gold;
   };
   Reference reference(int64_t index, double* flops);
-  // The same for several references at once: every cache miss among them is computed in ONE
-  // batched forward (the engine packs the prompts), so a neighbourhood costs one prefill call.
-  // The states equal those of one-by-one forwards up to floating-point rounding. Indices may repeat.
+  // The same for several references at once (indices may repeat). Each state missing from the
+  // cache is computed by a forward of its own, so a state is the same bits whatever else was
+  // cached. `flops` is charged for every distinct reference, cached or not: an item's reported
+  // cost does not depend on the items before it.
   std::vector<Reference> references(const std::vector<int64_t>& indices, double* flops);
-  // Model forwards run so far to compute references' PrefixStates (one per reference() miss, one
-  // per references() call with misses).
+  // Model forwards run so far to compute references' PrefixStates (one per cache miss).
   int64_t prefill_forwards() const { return prefill_forwards_; }
 
   void prepare(model::ForwardOptions& base) const;
