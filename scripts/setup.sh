@@ -10,6 +10,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   nlohmann-json3-dev libcli11-dev libfmt-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libopenmpi-dev openmpi-bin
 )
 # libFuzzer targets (scripts/fuzz.sh, part of the tests): clang with its fuzzer and sanitizer runtimes.
 fuzz_packages=(clang-14 libclang-rt-14-dev)

@@ -2,15 +2,48 @@
 // re-mixing methods of src/remix/ plugged in through the harness's method factory.
 #include <fmt/core.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/remix_flags.h"
 #include "eval/command.h"
+#include "eval/merge.h"
 #include "eval/method.h"
 #include "io/error.h"
+#include "cli/ranks.h"
+#include "io/mpi.h"
 
 namespace c3po::cli {
+namespace {
+namespace fs = std::filesystem;
+
+int run_merge(const std::vector<std::string>& dirs, const std::string& out) {
+  // Folders of a --sweep hold one run per value (FLAG=VALUE), each sharded: join value by value.
+  std::vector<std::string> values;
+  if (!dirs.empty() && !fs::exists(fs::path(dirs[0]) / "run.json") && fs::is_directory(dirs[0]))
+    for (const auto& e : fs::directory_iterator(dirs[0]))
+      if (e.is_directory() && fs::exists(e.path() / "run.json")) values.push_back(e.path().filename().string());
+  std::sort(values.begin(), values.end());
+  if (values.empty()) {
+    const auto merged = eval::merge_shards(dirs, out);
+    fmt::print("{}", merged.markdown);
+    fmt::print(stderr, "c3po merge: {} shards, {} items; results in {}/results.json\n", dirs.size(), merged.items, out);
+    return 0;
+  }
+  for (const auto& v : values) {
+    std::vector<std::string> shard_dirs;
+    for (const auto& d : dirs) shard_dirs.push_back((fs::path(d) / v).string());
+    const auto merged = eval::merge_shards(shard_dirs, (fs::path(out) / v).string());
+    fmt::print("\n### {}\n\n{}", v, merged.markdown);
+  }
+  fmt::print(stderr, "c3po merge: {} sweep values of {} shards joined in {}\n", values.size(), dirs.size(), out);
+  return 0;
+}
+
+}  // namespace
 
 void add_eval_commands(CLI::App& app, Action& action) {
   auto options = std::make_shared<eval::EvalCommandOptions>();
@@ -25,8 +58,12 @@ void add_eval_commands(CLI::App& app, Action& action) {
   add_remix_flags(cmd, *flags);
   cmd->callback([&action, options, flags, store, sweep] {
     action = [options, flags, store, sweep] {
+      // MPI lives for the whole command (a sweep runs several evaluations).
+      const auto mpi = io::MpiWorld::join_if_launched();
+      return run_on_every_rank(mpi.get(), [&] {
       auto run_once = [&](RemixFlags f) {
         eval::EvalCommandOptions o = *options;
+        o.mpi = mpi.get();
         if (!f.method_kinds().empty()) {
           f.options();  // reject bad values before loading anything
           o.settings.method_settings = remix_settings(f, *store);
@@ -73,7 +110,18 @@ void add_eval_commands(CLI::App& app, Action& action) {
         if (code != 0) return code;
       }
       return code;
+      });
     };
+  });
+
+  auto merge = app.add_subcommand("merge", "Join the shard folders of one sharded c3po eval (--shard I/N) into one run");
+  auto shard_dirs = std::make_shared<std::vector<std::string>>();
+  auto merge_out = std::make_shared<std::string>();
+  merge->add_option("SHARD", *shard_dirs, "the --out folder of every shard (a --sweep's folders: each value is joined)")
+      ->required();
+  merge->add_option("--out", *merge_out, "folder for the joined run.json, items.jsonl and results.json")->required();
+  merge->callback([&action, shard_dirs, merge_out] {
+    action = [shard_dirs, merge_out] { return run_merge(*shard_dirs, *merge_out); };
   });
 }
 

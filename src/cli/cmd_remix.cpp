@@ -2,16 +2,19 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/ranks.h"
 #include "cli/remix_flags.h"
 #include "data/prompt.h"
 #include "eval/command.h"
 #include "eval/requests.h"
 #include "io/error.h"
 #include "io/interrupt.h"
+#include "io/mpi.h"
 #include "model/engine.h"
 #include "model/threads.h"
 #include "remix/build.h"
@@ -24,13 +27,13 @@ namespace c3po::cli {
 namespace {
 
 struct BuildArgs {
-  std::string model, out, split, embedder = "model", dtype = "bf16";
+  std::string model, out, split, embedder = "model", dtype = "bf16", shard;
   std::vector<std::string> data;
   std::size_t limit = 0, batch = 16;
   bool keep_incorrect = false, full_pathways = false, skip_bad = false;
 };
 
-int run_build(const BuildArgs& a) {
+int run_build(const BuildArgs& a, const io::MpiWorld* mpi) {
   remix::BuildOptions o;
   for (const auto& d : a.data) {
     const auto eq = d.find('=');
@@ -45,19 +48,48 @@ int run_build(const BuildArgs& a) {
   o.half_pathways = !a.full_pathways;
   o.skip_bad = a.skip_bad;
   o.out = a.out;
+  if (!a.shard.empty()) o.shard = eval::parse_shard(a.shard, "--shard");
+  const bool ranks = mpi && mpi->size() > 1;
+  std::vector<std::string> shard_paths;
+  if (ranks) {
+    if (!a.shard.empty()) throw Error("", "--shard", "is not for MPI runs: under mpirun/srun every rank takes its own shard");
+    const auto n = static_cast<std::size_t>(mpi->size());
+    for (std::size_t r = 0; r < n; ++r) shard_paths.push_back(fmt::format("{}.shards/{}-of-{}.store", a.out, r, n));
+    o.shard = {static_cast<std::size_t>(mpi->rank()), n};
+    o.out = shard_paths[o.shard.index];
+    std::error_code ec;
+    std::filesystem::create_directories(a.out + ".shards", ec);
+    if (mpi->rank() != 0) o.progress = nullptr;  // one progress line: rank 0's
+  }
   auto model = model::load_for_compute(a.model, a.dtype);
   auto tok = tokenizer::Tokenizer::load(a.model);
   io::InterruptScope interrupt;
   o.stop = interrupt.flag();
   const auto r = remix::build_reference_store(*model, tok, o);
+  if (ranks) {
+    if (!mpi->all(r.complete)) {
+      if (mpi->rank() == 0)
+        fmt::print(stderr, "c3po: interrupted; each rank's progress is under {}.shards - rerun the same command to "
+                           "resume\n", a.out);
+      return 130;
+    }
+    if (mpi->rank() != 0) return 0;
+    const auto counts = remix::merge_reference_shards(shard_paths, a.out);
+    fmt::print("{}: {} items run on {} ranks, {} answered correctly (stored), {} wrongly, {} malformed skipped\n",
+               a.out, counts.seen, mpi->size(), counts.correct, counts.incorrect, counts.skipped);
+    return 0;
+  }
   if (!r.complete) {
     fmt::print(stderr, "c3po: interrupted after {} items; progress is in {}.partial - rerun the same command to resume\n",
-               r.counts.seen, a.out);
+               r.counts.seen, o.out);
     return 130;
   }
-  fmt::print("{}: {} items run, {} answered correctly (stored), {} wrongly{}, {} malformed skipped, {:.1f} s{}\n", a.out,
+  fmt::print("{}: {} items run, {} answered correctly (stored), {} wrongly{}, {} malformed skipped, {:.1f} s{}\n", o.out,
              r.counts.seen, r.counts.correct, r.counts.incorrect, a.keep_incorrect ? " (stored, flagged)" : "",
              r.counts.skipped, r.seconds, r.resumed ? fmt::format(" (resumed after {} items)", r.resumed) : "");
+  if (!o.shard.whole())
+    fmt::print(stderr, "c3po: shard {} stored; when all {} shards are built, join them with c3po reference merge "
+                       "--out STORE SHARD_STORE...\n", o.shard.name(), o.shard.count);
   return 0;
 }
 
@@ -182,7 +214,29 @@ void add_remix_commands(CLI::App& app, Action& action) {
   build->add_flag("--keep-incorrect", b->keep_incorrect, "also store wrongly answered items (flagged, never neighbours)");
   build->add_flag("--full-pathways", b->full_pathways, "store pathways in fp32 instead of fp16");
   build->add_flag("--skip-bad", b->skip_bad, "skip malformed dataset lines (and count them) instead of stopping");
-  build->callback([&action, b] { action = [b] { return run_build(*b); }; });
+  build->add_option("--shard", b->shard,
+                    "I/N: build only shard I (0 <= I < N) of the items, for a job array; join the N shard stores "
+                    "with c3po reference merge (under mpirun/srun the ranks are the shards)");
+  build->callback([&action, b] {
+    action = [b] {
+      const auto mpi = io::MpiWorld::join_if_launched();
+      return run_on_every_rank(mpi.get(), [&] { return run_build(*b, mpi.get()); });
+    };
+  });
+
+  auto merge_paths = std::make_shared<std::vector<std::string>>();
+  auto merge_out = std::make_shared<std::string>();
+  auto* merge = ref->add_subcommand("merge", "Join the shard stores of one sharded build (--shard I/N) into one store");
+  merge->add_option("SHARD", *merge_paths, "every shard's store")->required();
+  merge->add_option("--out", *merge_out, "store file to write")->required();
+  merge->callback([&action, merge_paths, merge_out] {
+    action = [merge_paths, merge_out] {
+      const auto c = remix::merge_reference_shards(*merge_paths, *merge_out);
+      fmt::print("{}: {} shards joined; {} items run, {} answered correctly (stored), {} wrongly, {} malformed skipped\n",
+                 *merge_out, merge_paths->size(), c.seen, c.correct, c.incorrect, c.skipped);
+      return 0;
+    };
+  });
 
   auto info_path = std::make_shared<std::string>();
   auto* info = ref->add_subcommand("info", "Print what a reference store holds");

@@ -4,7 +4,9 @@
 #include <string>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <new>
+#include <thread>
 #include <set>
 
 #include <unistd.h>
@@ -12,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "io/error.h"
+#include "io/mpi.h"
 #include "model/threads.h"
 
 namespace {
@@ -75,6 +78,10 @@ int main(int argc, char** argv) {
   shorten_openmp_spin(app, argv);
   try {
     // The environment carries an explicit choice to every later decision (see model/threads.h).
+    // Ranks of an MPI job that share a node share its cores, unless the user said otherwise.
+    if (threads == 0 && !std::getenv("OMP_NUM_THREADS") && c3po::io::launched_by_mpi())
+      if (const int local = c3po::io::local_ranks_from_environment(); local > 0)
+        threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local);
     if (threads > 0) setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
     c3po::model::set_compute_threads(threads);
     return action ? action() : 0;

@@ -4,6 +4,7 @@
 
 #include "data/prompt.h"
 #include "eval/harness.h"
+#include "eval/merge.h"
 #include "io/error.h"
 #include "io/interrupt.h"
 #include "model/threads.h"
@@ -62,6 +63,9 @@ CLI::App* add_eval_subcommand(CLI::App& app, EvalCommandOptions& o) {
   cmd->add_option("--limit", o.settings.limit, "evaluate only the first N items of each task (after shuffling)")->check(count_check());
   cmd->add_option("--shuffle-seed", o.shuffle_seed, "shuffle each task's items with this seed before --limit");
   cmd->add_option("--out", o.settings.out_dir, "folder for run.json, items.jsonl, results.json (makes the run resumable)");
+  cmd->add_option("--shard", o.shard,
+                  "I/N: run only shard I (0 <= I < N) of the items into --out, for a job array; join the N shard "
+                  "folders with c3po merge (under mpirun/srun the ranks are the shards)");
   cmd->add_option("--batch", o.settings.batch, "prompts per forward")->capture_default_str()->check(count_check());
   cmd->add_option("--dtype", o.settings.dtype, "compute dtype: bf16 or f32")->capture_default_str();
   cmd->add_flag("--skip-bad", o.settings.skip_bad, "skip malformed items (counted) instead of stopping");
@@ -86,6 +90,9 @@ void finish_settings(EvalCommandOptions& o) {
     s.tasks.push_back({o.task_names[i], o.data_paths[i], split});
   }
   s.protocol = parse_protocol(o.protocol);
+  s.shard = o.shard.empty() ? Shard{} : parse_shard(o.shard, "--shard");
+  if (!s.shard.whole() && s.out_dir.empty())
+    throw Error("", "--shard", "needs --out: a shard is written to its folder and joined with c3po merge");
   if (s.dtype != "bf16" && s.dtype != "f32") throw Error("", "--dtype", "expected bf16 or f32, got '" + s.dtype + "'");
   if (s.batch == 0) throw Error("", "--batch", "must be at least 1");
   s.shuffle_seed.reset();
@@ -105,7 +112,19 @@ void finish_settings(EvalCommandOptions& o) {
 
 int run_eval_command(EvalCommandOptions& o) {
   finish_settings(o);
-  const EvalSettings& s = o.settings;
+  const bool ranks = o.mpi && o.mpi->size() > 1;
+  if (ranks && !o.settings.shard.whole())
+    throw Error("", "--shard", "is not for MPI runs: under mpirun/srun every rank takes its own shard");
+  if (ranks && o.settings.out_dir.empty())
+    throw Error("", "--out", "an MPI run needs --out: each rank writes its shard there and rank 0 merges them");
+  EvalSettings s = o.settings;
+  std::vector<std::string> shard_dirs;
+  if (ranks) {
+    const auto n = static_cast<std::size_t>(o.mpi->size());
+    for (std::size_t r = 0; r < n; ++r) shard_dirs.push_back(fmt::format("{}/shards/{}-of-{}", o.settings.out_dir, r, n));
+    s.shard = {static_cast<std::size_t>(o.mpi->rank()), n};
+    s.out_dir = shard_dirs[s.shard.index];
+  }
   if (o.dump_prompts > 0) return dump_prompts(s, o.dump_prompts);
 
   const auto tok = tokenizer::Tokenizer::load(s.model);
@@ -116,7 +135,22 @@ int run_eval_command(EvalCommandOptions& o) {
   io::InterruptScope interrupt;
   RunControl control;
   control.stop = interrupt.flag();
+  if (ranks && o.mpi->rank() != 0) control.progress = nullptr;  // one progress line: rank 0's
   const EvalRun run = run_eval(s, *model, tok, methods, control);
+  if (ranks) {
+    // Every rank reaches this point, finished or interrupted; a rank that failed has ended the job.
+    if (!o.mpi->all(run.complete)) {
+      if (o.mpi->rank() == 0)
+        fmt::print(stderr, "c3po eval: interrupted; the ranks' items are saved under {}/shards; rerun the same "
+                           "command to resume\n", shell_quote(o.settings.out_dir));
+      return 130;
+    }
+    if (o.mpi->rank() != 0) return 0;
+    const MergedRun merged = merge_shards(shard_dirs, o.settings.out_dir);
+    fmt::print("{}", merged.markdown);
+    fmt::print(stderr, "c3po eval: {} ranks; results in {}/results.json\n", o.mpi->size(), o.settings.out_dir);
+    return 0;
+  }
   if (!run.complete) {
     if (s.out_dir.empty())
       fmt::print(stderr, "c3po eval: interrupted after {}/{} items; nothing was saved (use --out DIR to make a run "
@@ -125,6 +159,12 @@ int run_eval_command(EvalCommandOptions& o) {
       fmt::print(stderr, "c3po eval: interrupted after {}/{} items, saved in {}/items.jsonl; rerun the same command "
                          "to resume\n", run.done, run.total, shell_quote(s.out_dir));
     return 130;
+  }
+  if (!s.shard.whole()) {
+    fmt::print(stderr, "c3po eval: shard {} finished ({} items) in {}; when all {} shards are finished, join them with "
+                       "c3po merge --out DIR SHARD_FOLDER...\n", s.shard.name(), run.total, shell_quote(s.out_dir),
+               s.shard.count);
+    return 0;
   }
   fmt::print("{}", run.markdown);
   if (!s.out_dir.empty()) fmt::print(stderr, "c3po eval: results in {}/results.json\n", s.out_dir);

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "eval/settings.h"
+#include "io/mpi.h"
 
 namespace c3po::model {
 class MoeModel;
@@ -73,6 +74,10 @@ struct EvalCommandOptions {
   std::string shuffle_seed;             // "" = no shuffling
   std::size_t dump_prompts = 0;         // print the first N prompts / requests and stop
   MethodFactory method_factory;         // unset: base only
+  std::string shard;                    // --shard I/N ("" = all items)
+  // Set when c3po runs under an MPI launcher: each rank evaluates one shard into
+  // OUT/shards/R-of-N and rank 0 merges them into OUT.
+  const io::MpiWorld* mpi = nullptr;
 };
 
 // Adds the "eval" subcommand with its options bound to `options` (which must outlive parsing).

@@ -98,6 +98,17 @@ struct Pending {
   std::size_t length = 0;  // tokens, for ordering the batches
 };
 
+// Batches are cut from the fixed shortest-first order of ALL items, whatever is already done, so
+// an item meets the same batch mates (and the same rounding) in an uninterrupted, a resumed and a
+// sharded run. Shard `index` of `count` takes every count-th batch.
+std::vector<std::pair<std::size_t, std::size_t>> cut_batches(std::size_t n, std::size_t batch, std::size_t index,
+                                                              std::size_t count) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  for (std::size_t s = 0, b = 0; s < n; s += batch, ++b)
+    if (b % count == index) out.emplace_back(s, std::min(n, s + batch));
+  return out;
+}
+
 }  // namespace
 
 const char* c3po_version() { return C3PO_VERSION; }
@@ -243,15 +254,29 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
   EvalRun run;
   run.records.resize(tasks.size());
   std::vector<std::vector<bool>> have(tasks.size());
+  std::size_t all_items = 0;
+  nlohmann::json task_info = nlohmann::json::array();
   for (std::size_t t = 0; t < tasks.size(); ++t) {
     run.records[t].resize(tasks[t].items.size());
     have[t].assign(tasks[t].items.size(), false);
-    run.total += tasks[t].items.size();
+    all_items += tasks[t].items.size();
+    task_info.push_back(to_json(summarize(tasks[t])));
+  }
+  const Shard shard = settings.shard;
+  if (shard.count == 0 || shard.index >= shard.count) throw Error("", "shard", "expected 0 <= index < count");
+  for (const auto& [s, e] : cut_batches(all_items, settings.batch, shard.index, shard.count)) run.total += e - s;
+  nlohmann::json info = {{"c3po_version", c3po_version()}, {"model", model_info}, {"tasks", task_info}};
+  if (!shard.whole()) {
+    // Which items a shard holds depends on the batch size, so shards of one run must share it.
+    rsettings["shard"] = {{"index", shard.index}, {"count", shard.count}, {"batch", settings.batch}};
+    info["shard_items"] = run.total;
   }
 
   std::optional<RunDirectory> dir;
   if (!settings.out_dir.empty()) {
-    dir.emplace(RunDirectory::open(settings.out_dir, rsettings, {{"c3po_version", c3po_version()}, {"model", model_info}}));
+    dir.emplace(RunDirectory::open(settings.out_dir, rsettings, info));
+    if (!dir->torn_line_notice().empty() && control.progress)
+      fmt::print(control.progress, "c3po eval: {}\n", dir->torn_line_notice());
     for (const auto& [key, record] : dir->done()) {
       const std::string where = dir->path("items.jsonl");
       if (key.first >= tasks.size() || key.second >= tasks[key.first].items.size() ||
@@ -265,9 +290,23 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
   }
   run.done = run.resumed;
 
+  // Items of earlier runs must belong to this shard (a folder holds one shard's items only).
+  auto check_shard_records = [&](const std::vector<Pending>& order,
+                                 const std::vector<std::pair<std::size_t, std::size_t>>& batches) {
+    if (shard.whole()) return;
+    std::vector<std::vector<bool>> mine(tasks.size());
+    for (std::size_t t = 0; t < tasks.size(); ++t) mine[t].assign(tasks[t].items.size(), false);
+    for (const auto& [s, e] : batches)
+      for (std::size_t k = s; k < e; ++k) mine[order[k].task][order[k].index] = true;
+    for (std::size_t t = 0; t < tasks.size(); ++t)
+      for (std::size_t i = 0; i < tasks[t].items.size(); ++i)
+        if (have[t][i] && !mine[t][i])
+          throw Error(dir->path("items.jsonl"), fmt::format("item {} of task {}", i, t),
+                      "is not part of shard " + shard.name() + "; use another --out folder");
+  };
   const FlopsModel fm = flops_model(model.config(), model.active_parameter_count());
-  std::string label = "eval";
-  for (const auto& t : tasks) label += (label == "eval" ? " " : ",") + t.request.task;
+  std::string label = shard.whole() ? "eval" : "eval shard " + shard.name();
+  for (std::size_t t = 0; t < tasks.size(); ++t) label += (t == 0 ? " " : ",") + tasks[t].request.task;
   io::Progress progress(label, run.total, control.progress);
   progress.set_resumed(run.done);
   std::size_t finished_here = 0;
@@ -296,19 +335,26 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
     for (std::size_t t = 0; t < tasks.size(); ++t) {
       reqs[t].resize(tasks[t].items.size());
       for (std::size_t i = 0; i < tasks[t].items.size(); ++i) {
-        if (have[t][i]) continue;
         reqs[t][i] = encode_letter_request(tok, tasks[t].items[i], max_tokens);
         pending.push_back({t, i, reqs[t][i]->ids.size()});
       }
     }
     std::stable_sort(pending.begin(), pending.end(),
                      [](const Pending& a, const Pending& b) { return a.length < b.length; });
+    const auto batches = cut_batches(pending.size(), settings.batch, settings.shard.index, settings.shard.count);
+    auto all_done = [&](std::size_t s, std::size_t e) {
+      for (std::size_t k = s; k < e; ++k)
+        if (!have[pending[k].task][pending[k].index]) return false;
+      return true;
+    };
+    check_shard_records(pending, batches);
     model::ForwardOptions base_options;
     for (const auto& m : methods) m->prepare(base_options);
     if (!methods.empty()) base_options.capture = true;
 
-    for (std::size_t s = 0; s < pending.size() && !should_stop(); s += settings.batch) {
-      const std::size_t e = std::min(pending.size(), s + settings.batch);
+    for (const auto& [s, e] : batches) {
+      if (should_stop()) break;
+      if (all_done(s, e)) continue;
       std::vector<const LetterRequest*> batch;
       for (std::size_t k = s; k < e; ++k) batch.push_back(&*reqs[pending[k].task][pending[k].index]);
       const auto t0 = Clock::now();
@@ -319,6 +365,7 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
       for (std::size_t k = s; k < e; ++k) {
         const std::size_t b = k - s;
         const auto& p = pending[k];
+        if (have[p.task][p.index]) continue;  // a batch torn by a crash: its written items stay
         const auto& req = *batch[b];
         const auto& item = tasks[p.task].items[p.index];
         ItemContext ctx;
@@ -362,7 +409,6 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
     for (std::size_t t = 0; t < tasks.size(); ++t) {
       reqs[t].resize(tasks[t].items.size());
       for (std::size_t i = 0; i < tasks[t].items.size(); ++i) {
-        if (have[t][i]) continue;
         reqs[t][i] = encode_loglik_item(tok, tasks[t].items[i], prefix);
         std::size_t longest = 0;
         for (const auto& r : reqs[t][i]->requests)
@@ -372,10 +418,18 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
     }
     std::stable_sort(pending.begin(), pending.end(),
                      [](const Pending& a, const Pending& b) { return a.length < b.length; });
+    const auto batches = cut_batches(pending.size(), settings.batch, settings.shard.index, settings.shard.count);
+    auto all_done = [&](std::size_t s, std::size_t e) {
+      for (std::size_t k = s; k < e; ++k)
+        if (!have[pending[k].task][pending[k].index]) return false;
+      return true;
+    };
+    check_shard_records(pending, batches);
     // A chunk of items is scored and written together; a forward holds at most settings.batch
     // sequences, and the choices of one item always go together (their shared prefix runs once).
-    for (std::size_t s = 0; s < pending.size() && !should_stop(); s += settings.batch) {
-      const std::size_t e = std::min(pending.size(), s + settings.batch);
+    for (const auto& [s, e] : batches) {
+      if (should_stop()) break;
+      if (all_done(s, e)) continue;
       std::vector<std::vector<LoglikTokens>> groups;
       for (std::size_t k = s; k < e; ++k) groups.push_back(reqs[pending[k].task][pending[k].index]->requests);
       const auto t0 = Clock::now();
@@ -384,6 +438,7 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
       std::vector<nlohmann::json> records;
       for (std::size_t k = s; k < e; ++k) {
         const auto& p = pending[k];
+        if (have[p.task][p.index]) continue;  // a batch torn by a crash: its written items stay
         const auto& lr = *reqs[p.task][p.index];
         std::vector<double> lls;
         std::vector<bool> greedy;
@@ -421,6 +476,16 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
 
   run.complete = run.done == run.total;
   if (!run.complete) return run;
+  // A finished run lists its items in task and item order, however its batches were interrupted
+  // or sharded: finished runs of one setting have identical files.
+  if (dir) {
+    std::vector<nlohmann::json> ordered;
+    for (std::size_t t = 0; t < tasks.size(); ++t)
+      for (std::size_t i = 0; i < tasks[t].items.size(); ++i)
+        if (have[t][i]) ordered.push_back(run.records[t][i]);
+    dir->rewrite(ordered);
+  }
+  if (!shard.whole()) return run;  // c3po merge writes results.json from all the shards
   std::vector<std::string> all_methods{"base"};
   all_methods.insert(all_methods.end(), method_names.begin(), method_names.end());
   run.results = build_results({c3po_version(), model_info, rsettings, all_methods}, tasks, run.records);

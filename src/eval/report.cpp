@@ -29,7 +29,36 @@ int int_field(const nlohmann::json& j, const char* key, const std::string& where
 
 }  // namespace
 
+TaskSummary summarize(const EvalTask& task) {
+  return {task.request, task.items.size(), task.available, task.skipped};
+}
+
+nlohmann::json to_json(const TaskSummary& t) {
+  return {{"task", t.request.task},   {"data", t.request.data},     {"split", t.request.split},
+          {"items", t.items},         {"available", t.available},   {"skipped", t.skipped}};
+}
+
+TaskSummary task_summary_from_json(const nlohmann::json& j, const std::string& where) {
+  try {
+    TaskSummary t;
+    t.request = {j.at("task").get<std::string>(), j.at("data").get<std::string>(), j.at("split").get<std::string>()};
+    t.items = j.at("items").get<std::size_t>();
+    t.available = j.at("available").get<std::size_t>();
+    t.skipped = j.at("skipped").get<std::size_t>();
+    return t;
+  } catch (const nlohmann::json::exception&) {
+    throw Error(where, "info.tasks", "expected {task, data, split, items, available, skipped} for every task");
+  }
+}
+
 nlohmann::json build_results(const ReportInput& in, const std::vector<EvalTask>& tasks,
+                             const std::vector<std::vector<nlohmann::json>>& records) {
+  std::vector<TaskSummary> summaries;
+  for (const auto& t : tasks) summaries.push_back(summarize(t));
+  return build_results(in, summaries, records);
+}
+
+nlohmann::json build_results(const ReportInput& in, const std::vector<TaskSummary>& tasks,
                              const std::vector<std::vector<nlohmann::json>>& records) {
   nlohmann::json out_tasks = nlohmann::json::array();
   const std::string protocol = in.settings.value("protocol", "");
@@ -37,7 +66,7 @@ nlohmann::json build_results(const ReportInput& in, const std::vector<EvalTask>&
     const auto& recs = records.at(t);
     const std::size_t n = recs.size();
     const std::string where = tasks[t].request.task + " (" + tasks[t].request.data + ")";
-    if (n != tasks[t].items.size()) throw Error(where, "records", "not every item has a record");
+    if (n != tasks[t].items) throw Error(where, "records", "not every item has a record");
 
     std::vector<int> gold(n);
     std::size_t truncated = 0;

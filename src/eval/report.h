@@ -16,7 +16,19 @@ struct ReportInput {
   std::vector<std::string> methods;  // "base" first, then the extra methods in run order
 };
 
+// What results.json says of a task besides its records; run.json keeps it, so that shards can be
+// merged without the data.
+struct TaskSummary {
+  TaskRequest request;
+  std::size_t items = 0, available = 0, skipped = 0;
+};
+TaskSummary summarize(const EvalTask& task);
+nlohmann::json to_json(const TaskSummary& t);
+TaskSummary task_summary_from_json(const nlohmann::json& j, const std::string& where);
+
 // records[t][i]: the record of item i of tasks[t] (complete: one per item).
+nlohmann::json build_results(const ReportInput& in, const std::vector<TaskSummary>& tasks,
+                             const std::vector<std::vector<nlohmann::json>>& records);
 nlohmann::json build_results(const ReportInput& in, const std::vector<EvalTask>& tasks,
                              const std::vector<std::vector<nlohmann::json>>& records);
 

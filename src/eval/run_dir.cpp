@@ -23,9 +23,6 @@ ItemKey record_key(const nlohmann::json& record, const std::string& where) {
   return {record["task_index"].get<std::size_t>(), record["index"].get<std::size_t>()};
 }
 
-namespace {
-
-// Top-level fields whose values differ (or exist in only one of the two objects).
 std::string differing_fields(const nlohmann::json& stored, const nlohmann::json& wanted) {
   std::string out;
   auto add = [&out](const std::string& key, const nlohmann::json& a, const nlohmann::json& b) {
@@ -38,8 +35,6 @@ std::string differing_fields(const nlohmann::json& stored, const nlohmann::json&
     if (!stored.contains(it.key())) add(it.key(), nullptr, it.value());
   return out;
 }
-
-}  // namespace
 
 RunDirectory RunDirectory::open(const std::string& dir, const nlohmann::json& settings, const nlohmann::json& info) {
   std::error_code ec;
@@ -85,7 +80,11 @@ RunDirectory RunDirectory::open(const std::string& dir, const nlohmann::json& se
       pos = nl + 1;
       good_end = pos;
     }
-    if (good_end < text.size()) fs::resize_file(items, good_end);
+    if (good_end < text.size()) {
+      fs::resize_file(items, good_end);
+      rd.torn_line_ = items + ":" + std::to_string(line_no) + ": dropped a half-written last line (" +
+                      std::to_string(text.size() - good_end) + " bytes, no newline); its item is run again";
+    }
   }
   rd.fd_ = ::open(items.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (rd.fd_ < 0) throw Error(items, "", std::string("cannot open for appending: ") + std::strerror(errno));
@@ -93,7 +92,7 @@ RunDirectory RunDirectory::open(const std::string& dir, const nlohmann::json& se
 }
 
 RunDirectory::RunDirectory(RunDirectory&& o) noexcept
-    : dir_(std::move(o.dir_)), done_(std::move(o.done_)), fd_(o.fd_) {
+    : dir_(std::move(o.dir_)), done_(std::move(o.done_)), torn_line_(std::move(o.torn_line_)), fd_(o.fd_) {
   o.fd_ = -1;
 }
 
@@ -102,6 +101,7 @@ RunDirectory& RunDirectory::operator=(RunDirectory&& o) noexcept {
     if (fd_ >= 0) ::close(fd_);
     dir_ = std::move(o.dir_);
     done_ = std::move(o.done_);
+    torn_line_ = std::move(o.torn_line_);
     fd_ = o.fd_;
     o.fd_ = -1;
   }
@@ -125,6 +125,17 @@ void RunDirectory::append(const std::vector<nlohmann::json>& records) {
     }
     off += static_cast<std::size_t>(n);
   }
+}
+
+void RunDirectory::rewrite(const std::vector<nlohmann::json>& records) {
+  std::string text;
+  for (const auto& r : records) text += r.dump() + "\n";
+  const std::string items = path("items.jsonl");
+  io::write_file_atomic(items, text);
+  // The appending descriptor still points at the replaced file.
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = ::open(items.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd_ < 0) throw Error(items, "", std::string("cannot open for appending: ") + std::strerror(errno));
 }
 
 std::string RunDirectory::path(const std::string& name) const { return (fs::path(dir_) / name).string(); }

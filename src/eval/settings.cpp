@@ -13,6 +13,22 @@ Protocol parse_protocol(const std::string& name) {
   throw Error("", "protocol", "expected letter or loglik, got '" + name + "'");
 }
 
+std::string Shard::name() const { return std::to_string(index) + "/" + std::to_string(count); }
+
+Shard parse_shard(const std::string& text, const std::string& field) {
+  const auto slash = text.find('/');
+  auto number = [&](const std::string& part, std::size_t& out) {
+    if (part.empty() || part.size() > 6 || part.find_first_not_of("0123456789") != std::string::npos) return false;
+    out = std::stoul(part);
+    return true;
+  };
+  Shard s;
+  if (slash == std::string::npos || !number(text.substr(0, slash), s.index) ||
+      !number(text.substr(slash + 1), s.count) || s.count == 0 || s.index >= s.count)
+    throw Error("", field, "expected I/N with 0 <= I < N (shard I of N, counted from 0), got '" + text + "'");
+  return s;
+}
+
 const char* protocol_name(Protocol p) { return p == Protocol::Letter ? "letter" : "loglik"; }
 
 nlohmann::json result_settings(const EvalSettings& s, const std::string& model_fingerprint,

@@ -21,6 +21,15 @@ struct TaskRequest {
   std::string split;  // "" = the task's default
 };
 
+// Part `index` of `count` (0-based): every count-th batch of the shortest-first order.
+struct Shard {
+  std::size_t index = 0, count = 1;
+  bool whole() const { return count == 1; }
+  std::string name() const;  // "1/3": as --shard takes it
+};
+// "I/N" with 0 <= I < N (I as Slurm's SLURM_ARRAY_TASK_ID counts); else c3po::Error.
+Shard parse_shard(const std::string& text, const std::string& field = "shard");
+
 struct EvalSettings {
   std::string model;  // Hugging Face folder (config.json, safetensors, tokenizer.json)
   std::vector<TaskRequest> tasks;
@@ -32,6 +41,7 @@ struct EvalSettings {
   bool skip_bad = false;                     // skip malformed items instead of stopping
   bool record_timing = true;                 // false: no wall-clock times in the outputs
   std::string out_dir;                       // "" = nothing written, no resume
+  Shard shard;                               // which part of the items this process runs
   // Set by whoever adds methods (recorded in run.json and results.json, compared on resume).
   nlohmann::json method_settings = nlohmann::json::object();
 };

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/settings.h"
 #include "model/engine.h"
 #include "remix/remixer.h"
 #include "remix/store.h"
@@ -34,6 +35,9 @@ struct BuildOptions {
   std::FILE* progress = stderr;
   const std::atomic<bool>* stop = nullptr;
   std::size_t stop_after_items = 0;  // tests: stop as if interrupted after this many new items
+  // Build only every count-th batch of the items, from batch `index` on: a shard store, joined
+  // with the others by merge_reference_shards into the store one process would have built.
+  eval::Shard shard;
 };
 
 struct BuildReport {
@@ -48,5 +52,10 @@ std::string build_settings(const BuildOptions& options, const StoreIdentity& ide
 
 BuildReport build_reference_store(const model::MoeModel& model, const tokenizer::Tokenizer& tok,
                                   const BuildOptions& options);
+
+// Joins the shard stores of one sharded build (same settings, model and shard count; every shard
+// once) into `out`, byte for byte the store of an unsharded build; else a c3po::Error naming the
+// shard and the problem, and nothing is written. Returns the joined counts.
+StoreCounts merge_reference_shards(const std::vector<std::string>& shard_paths, const std::string& out);
 
 }  // namespace c3po::remix

@@ -1,11 +1,15 @@
 // The harness end to end on a tiny checkpoint and the first items of real benchmark files,
 // against independent computations from the engine's own full-vocabulary / all-position logits.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <torch/torch.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "data/prompt.h"
 #include "data/registry.h"
@@ -208,7 +212,9 @@ TEST(EvalHarness, GroupedLoglikScoringEqualsEachRequestAlone) {
       // The shared prefix ends where the choices (or, for WinoGrande, the contexts) first differ.
       const int64_t shared = model::shared_prefix_length(inputs);
       EXPECT_GT(shared, 0) << task;
-      if (task != "winogrande") EXPECT_GE(shared, static_cast<int64_t>(groups.back()[0].context.size()) - 1) << task;
+      if (task != "winogrande") {
+        EXPECT_GE(shared, static_cast<int64_t>(groups.back()[0].context.size()) - 1) << task;
+      }
       const FlopsModel fm = flops_model(cfg, tiny_model().active_parameter_count());
       double alone = 0;
       for (const auto& q : inputs) alone += loglik_group_flops(fm, {q});
@@ -262,10 +268,24 @@ TEST(EvalHarness, InterruptedAndResumedRunWritesIdenticalResults) {
     EXPECT_FALSE(std::filesystem::exists(parts_dir + "/results.json"));
     EXPECT_EQ(count_lines(parts_dir + "/items.jsonl"), 4u);
 
+    // A crash in the middle of a write leaves a half line: it is cut off with a notice.
+    const std::string whole_lines = test::read_text(parts_dir + "/items.jsonl");
+    {
+      std::ofstream torn(parts_dir + "/items.jsonl", std::ios::app | std::ios::binary);
+      torn << whole_lines.substr(0, whole_lines.find('\n') / 2);
+    }
     std::atomic<bool> stop{true};  // as if Ctrl-C came during the first batch
     RunControl interrupted = quiet();
     interrupted.stop = &stop;
+    char* notice = nullptr;
+    std::size_t notice_size = 0;
+    interrupted.progress = open_memstream(&notice, &notice_size);
     const auto second = run_eval(s, tiny_model(), tiny_tokenizer(), {}, interrupted);
+    std::fclose(interrupted.progress);
+    EXPECT_THAT(std::string(notice, notice_size),
+                ::testing::HasSubstr(parts_dir + "/items.jsonl:5: dropped a half-written last line ("));
+    std::free(notice);
+    EXPECT_EQ(test::read_text(parts_dir + "/items.jsonl"), whole_lines);
     EXPECT_FALSE(second.complete);
     EXPECT_EQ(second.resumed, 4u);
 
