@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
           ->Args({tokens, per_forward})
           ->ArgNames({"tokens", "tokens_per_forward"})
           ->Unit(benchmark::kMillisecond)
-          ->MeasureProcessCPUTime();
+          ->UseRealTime();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   fs::remove_all(fs::path(folder).parent_path());

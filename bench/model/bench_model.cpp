@@ -89,17 +89,17 @@ int main(int argc, char** argv) {
   const int64_t layer_sets = c3po::bench::take_layer_sets(argc, argv);
   benchmark::Initialize(&argc, argv);
   c3po::model::set_compute_threads(0);
-  benchmark::RegisterBenchmark("matmul_bf16_2048x1024", matmul_bf16)->Arg(1)->Arg(32)->Arg(256);
+  benchmark::RegisterBenchmark("matmul_bf16_2048x1024", matmul_bf16)->Arg(1)->Arg(32)->Arg(256)->UseRealTime();
   double weight_bytes = 0;
   auto model = c3po::bench::olmoe_model(layer_sets, &weight_bytes);
   std::fprintf(stderr, "threads %d, %lld distinct layers, weights %.2f GiB, after build VmHWM %.2f GiB\n",
                torch::get_num_threads(), static_cast<long long>(layer_sets), weight_bytes / (1 << 30),
                vm_hwm_bytes() / (1 << 30));
   benchmark::RegisterBenchmark("prefill", [&](benchmark::State& s) { prefill(s, *model); })
-      ->Arg(256)->Unit(benchmark::kMillisecond)->Iterations(3);
+      ->Arg(256)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
   benchmark::RegisterBenchmark("tail5_backward", [&](benchmark::State& s) { tail_backward(s, *model); })
-      ->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond)->MinTime(2.0);
-  benchmark::RegisterBenchmark("peak_memory", [&](benchmark::State& s) { peak_memory(s, weight_bytes); })->Iterations(1);
+      ->Arg(1)->Arg(3)->Unit(benchmark::kMillisecond)->MinTime(2.0)->UseRealTime();
+  benchmark::RegisterBenchmark("peak_memory", [&](benchmark::State& s) { peak_memory(s, weight_bytes); })->Iterations(1)->UseRealTime();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -32,7 +32,7 @@ void BM_EncodeQwen3_OneCall(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * text().size()));
   state.counters["tokens"] = static_cast<double>(n);
 }
-BENCHMARK(BM_EncodeQwen3_OneCall)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK(BM_EncodeQwen3_OneCall)->Unit(benchmark::kMillisecond)->MinTime(3.0)->UseRealTime();
 
 // Prompt by prompt (blocks separated by blank lines), as an evaluation encodes them.
 void BM_EncodeQwen3_PerPrompt(benchmark::State& state) {
@@ -54,12 +54,12 @@ void BM_EncodeQwen3_PerPrompt(benchmark::State& state) {
   state.counters["tokens"] = static_cast<double>(n);
   state.counters["prompts"] = static_cast<double>(prompts.size());
 }
-BENCHMARK(BM_EncodeQwen3_PerPrompt)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK(BM_EncodeQwen3_PerPrompt)->Unit(benchmark::kMillisecond)->MinTime(3.0)->UseRealTime();
 
 void BM_LoadQwen3(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(c3po::tokenizer::Tokenizer::load(kQwen3).vocab_size());
 }
-BENCHMARK(BM_LoadQwen3)->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_LoadQwen3)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 
 }  // namespace
 

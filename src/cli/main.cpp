@@ -48,7 +48,12 @@ void shorten_openmp_spin(const CLI::App& app, char** argv) {
   setenv("GOMP_SPINCOUNT", "10000", 1);  // libgomp (Debian's LibTorch)
   if (!std::getenv("KMP_BLOCKTIME")) setenv("KMP_BLOCKTIME", "1", 1);  // Intel OpenMP (official LibTorch)
   setenv("C3PO_NO_REEXEC", "1", 1);
-  ::execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+  // The binary's real path, not /proc/self/exe: the process would be named "exe" in ps and top.
+  char self[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return;
+  self[n] = '\0';
+  ::execv(self, argv);  // returns only on failure: then run as we are
 }
 
 }  // namespace

@@ -205,6 +205,24 @@ TEST(Sharding, ReferenceBuildShardsMergedEqualOneProcess) {
   EXPECT_THAT(error(world().store), HasSubstr("was not built with --shard"));
 }
 
+// The job-array example of docs/cluster.md, run as Slurm would run its two tasks (here one after
+// the other), then merged as the script says: equal to one process.
+TEST(Sharding, TheJobArrayExampleRunsAndMerges) {
+  const std::string examples = std::string(C3PO_SOURCE_DIR) + "/docs/examples/";
+  ASSERT_EQ(std::system(("bash -n " + examples + "eval-array.sbatch && bash -n " + examples + "eval-mpi.sbatch").c_str()), 0);
+  const std::string out = world().dir + "/array";
+  for (int i = 0; i < 2; ++i) {
+    const std::string env = "SLURM_ARRAY_TASK_ID=" + std::to_string(i) + " SLURM_ARRAY_TASK_COUNT=2 C3PO=" +
+                            std::string(C3PO_BINARY) + " MODEL=" + kDemo + " STORE=" + world().store +
+                            " TASK=generic DATA=" + kDemo + "/data/test.jsonl METHODS=ngd,oracle OUT=" + out +
+                            " EXTRA='--limit 14 --batch 4 --dtype f32 --steps 2 --no-timing'";
+    ASSERT_EQ(std::system((env + " bash " + examples + "eval-array.sbatch >/dev/null 2>&1").c_str()), 0);
+  }
+  const auto m = run_c3po("merge --out " + out + " " + out + "/shard-0 " + out + "/shard-1");
+  ASSERT_EQ(m.code, 0) << m.err;
+  expect_same_run(single_run(), out);
+}
+
 bool have_mpi() { return std::system("command -v mpirun >/dev/null 2>&1") == 0; }
 
 TEST(Mpi, EvalAndReferenceBuildOverTwoAndThreeRanksEqualOneProcess) {
