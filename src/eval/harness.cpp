@@ -290,10 +290,12 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
   }
   run.done = run.resumed;
 
-  // Items of earlier runs must belong to this shard (a folder holds one shard's items only).
-  auto check_shard_records = [&](const std::vector<Pending>& order,
-                                 const std::vector<std::pair<std::size_t, std::size_t>>& batches) {
-    if (shard.whole()) return;
+  // All items in one fixed order (by length), cut into this shard's batches whatever is done; items
+  // of earlier runs must belong to this shard (a folder holds one shard's items only).
+  auto plan_batches = [&](std::vector<Pending>& order) {
+    std::stable_sort(order.begin(), order.end(), [](const Pending& a, const Pending& b) { return a.length < b.length; });
+    auto batches = cut_batches(order.size(), settings.batch, shard.index, shard.count);
+    if (shard.whole()) return batches;
     std::vector<std::vector<bool>> mine(tasks.size());
     for (std::size_t t = 0; t < tasks.size(); ++t) mine[t].assign(tasks[t].items.size(), false);
     for (const auto& [s, e] : batches)
@@ -303,6 +305,12 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
         if (have[t][i] && !mine[t][i])
           throw Error(dir->path("items.jsonl"), fmt::format("item {} of task {}", i, t),
                       "is not part of shard " + shard.name() + "; use another --out folder");
+    return batches;
+  };
+  auto all_done = [&](const std::vector<Pending>& order, std::size_t s, std::size_t e) {
+    for (std::size_t k = s; k < e; ++k)
+      if (!have[order[k].task][order[k].index]) return false;
+    return true;
   };
   const FlopsModel fm = flops_model(model.config(), model.active_parameter_count());
   std::string label = shard.whole() ? "eval" : "eval shard " + shard.name();
@@ -339,22 +347,14 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
         pending.push_back({t, i, reqs[t][i]->ids.size()});
       }
     }
-    std::stable_sort(pending.begin(), pending.end(),
-                     [](const Pending& a, const Pending& b) { return a.length < b.length; });
-    const auto batches = cut_batches(pending.size(), settings.batch, settings.shard.index, settings.shard.count);
-    auto all_done = [&](std::size_t s, std::size_t e) {
-      for (std::size_t k = s; k < e; ++k)
-        if (!have[pending[k].task][pending[k].index]) return false;
-      return true;
-    };
-    check_shard_records(pending, batches);
+    const auto batches = plan_batches(pending);
     model::ForwardOptions base_options;
     for (const auto& m : methods) m->prepare(base_options);
     if (!methods.empty()) base_options.capture = true;
 
     for (const auto& [s, e] : batches) {
       if (should_stop()) break;
-      if (all_done(s, e)) continue;
+      if (all_done(pending, s, e)) continue;
       std::vector<const LetterRequest*> batch;
       for (std::size_t k = s; k < e; ++k) batch.push_back(&*reqs[pending[k].task][pending[k].index]);
       const auto t0 = Clock::now();
@@ -416,20 +416,12 @@ EvalRun run_eval(const EvalSettings& settings, const model::MoeModel& model, con
         pending.push_back({t, i, longest});
       }
     }
-    std::stable_sort(pending.begin(), pending.end(),
-                     [](const Pending& a, const Pending& b) { return a.length < b.length; });
-    const auto batches = cut_batches(pending.size(), settings.batch, settings.shard.index, settings.shard.count);
-    auto all_done = [&](std::size_t s, std::size_t e) {
-      for (std::size_t k = s; k < e; ++k)
-        if (!have[pending[k].task][pending[k].index]) return false;
-      return true;
-    };
-    check_shard_records(pending, batches);
+    const auto batches = plan_batches(pending);
     // A chunk of items is scored and written together; a forward holds at most settings.batch
     // sequences, and the choices of one item always go together (their shared prefix runs once).
     for (const auto& [s, e] : batches) {
       if (should_stop()) break;
-      if (all_done(s, e)) continue;
+      if (all_done(pending, s, e)) continue;
       std::vector<std::vector<LoglikTokens>> groups;
       for (std::size_t k = s; k < e; ++k) groups.push_back(reqs[pending[k].task][pending[k].index]->requests);
       const auto t0 = Clock::now();
