@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/olmoe_shape.h"
+#include "model/blocks.h"
 #include "model/engine.h"
 #include "model/threads.h"
 
@@ -76,6 +77,27 @@ void matmul_bf16(benchmark::State& state) {
       benchmark::Counter(2.0 * m * k * n * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 
+// One expert's projection [1024 x 2048] on m rows, through LibTorch or through project() (the
+// few-rows kernel where it applies), cycling over 64 weight matrices (256 MiB) so that the weights
+// come from memory as in a forward pass.
+void expert_projection(benchmark::State& state, bool through_project) {
+  const int64_t m = state.range(0), k = 2048, n = 1024, ring = 64;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> weights;
+  for (int64_t i = 0; i < ring; ++i) weights.push_back(torch::randn({n, k}, torch::kBFloat16));
+  auto a = torch::randn({m, k}, torch::kBFloat16);
+  int64_t i = 0;
+  for (auto _ : state) {
+    const auto& w = weights[static_cast<size_t>(i++ % ring)];
+    auto c = through_project ? c3po::model::project(a, w, torch::Tensor()) : torch::nn::functional::linear(a, w);
+    benchmark::DoNotOptimize(c.data_ptr());
+  }
+  state.counters["GFLOPs"] =
+      benchmark::Counter(2.0 * m * k * n * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  state.counters["weight_GBs"] =
+      benchmark::Counter(2.0 * k * n * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+
 void peak_memory(benchmark::State& state, double weights) {
   for (auto _ : state) benchmark::DoNotOptimize(vm_hwm_bytes());
   state.counters["VmHWM_GiB"] = vm_hwm_bytes() / (1 << 30);
@@ -90,6 +112,10 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   c3po::model::set_compute_threads(0);
   benchmark::RegisterBenchmark("matmul_bf16_2048x1024", matmul_bf16)->Arg(1)->Arg(32)->Arg(256)->UseRealTime();
+  for (bool through_project : {false, true})
+    benchmark::RegisterBenchmark(through_project ? "expert_projection/project" : "expert_projection/libtorch",
+                                 [through_project](benchmark::State& s) { expert_projection(s, through_project); })
+        ->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Arg(24)->Arg(32)->UseRealTime();
   double weight_bytes = 0;
   auto model = c3po::bench::olmoe_model(layer_sets, &weight_bytes);
   std::fprintf(stderr, "threads %d, %lld distinct layers, weights %.2f GiB, after build VmHWM %.2f GiB\n",

@@ -1,6 +1,11 @@
 #include "model/blocks.h"
 
+#include <ATen/Parallel.h>
+
+#include <cstdlib>
 #include <limits>
+
+#include "model/kernels/bf16_matmul.h"
 
 namespace c3po::model {
 
@@ -10,8 +15,42 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
   return weight * normed.to(x.scalar_type());
 }
 
+namespace {
+
+// The few-rows bf16 kernel applies where no gradient flows (decoding, prefill experts with few
+// tokens, the tail's forward-only passes); C3PO_NO_BF16_KERNEL=1 turns it off to compare.
+bool small_kernel_applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  static const bool enabled = kernels::bf16_small_matmul_supported() && !std::getenv("C3PO_NO_BF16_KERNEL");
+  if (!enabled || x.scalar_type() != torch::kBFloat16 || w.scalar_type() != torch::kBFloat16 || w.dim() != 2 ||
+      !x.device().is_cpu() || !w.is_contiguous() || (b.defined() && (b.scalar_type() != torch::kBFloat16 || !b.is_contiguous())))
+    return false;
+  if (torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad())))
+    return false;
+  const int64_t K = w.size(1);
+  if (x.dim() < 1 || x.size(-1) != K || K == 0) return false;
+  const int64_t rows = x.numel() / K;
+  return rows >= 1 && rows <= kernels::kSmallRows;
+}
+
+}  // namespace
+
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  return torch::nn::functional::linear(x, w, b);
+  if (!small_kernel_applies(x, w, b)) return torch::nn::functional::linear(x, w, b);
+  const int64_t K = w.size(1), N = w.size(0), rows = x.numel() / K;
+  // x's rows padded to a stride of K + 32 (see bf16_small_matmul).
+  auto xc = torch::empty({rows, K + 32}, x.options()).narrow(1, 0, K);
+  xc.copy_(x.reshape({rows, K}));
+  auto y = torch::empty({rows, N}, x.options());
+  const auto* xp = reinterpret_cast<const uint16_t*>(xc.data_ptr<at::BFloat16>());
+  const auto* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
+  const auto* bp = b.defined() ? reinterpret_cast<const uint16_t*>(b.data_ptr<at::BFloat16>()) : nullptr;
+  auto* yp = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
+  at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
+    kernels::bf16_small_matmul(xp, K + 32, rows, K, wp, bp, yp, N, n0, n1);
+  });
+  auto shape = x.sizes().vec();
+  shape.back() = N;
+  return y.view(shape);
 }
 
 torch::Tensor SwiGlu::operator()(const torch::Tensor& x) const {

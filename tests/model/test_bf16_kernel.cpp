@@ -1,0 +1,119 @@
+// The few-rows bf16 kernel (src/model/kernels/bf16_matmul.*) against sums in double of the same
+// bf16 inputs, on odd shapes, and the dispatch in project(): where it applies and where LibTorch
+// (and autograd) keep the work.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "model/blocks.h"
+#include "model/kernels/bf16_matmul.h"
+
+namespace c3po::model {
+namespace {
+
+torch::Tensor random_bf16(std::vector<int64_t> shape, torch::Generator& g) {
+  return torch::randn(shape, g, torch::kFloat32).to(torch::kBFloat16);
+}
+
+// y from the kernel over all columns, split into three column ranges as threads would.
+torch::Tensor kernel(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  const int64_t m = x.size(0), K = x.size(1), N = w.size(0);
+  auto y = torch::full({m, N}, 7.0, torch::kBFloat16);
+  auto p = [](const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); };
+  auto* yp = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
+  const int64_t cuts[] = {0, N / 3, (2 * N) / 3, N};
+  for (int s = 0; s < 3; ++s)
+    kernels::bf16_small_matmul(p(x), K, m, K, p(w), b.defined() ? p(b) : nullptr, yp, N, cuts[s], cuts[s + 1]);
+  return y;
+}
+
+// The bound: the double sum rounded once to bf16 is within half a bf16 ulp of the exact value; the
+// kernel's fp32 sums (products of bf16 are exact in fp32) add at most K * 2^-24 * sum |x_k w_k|
+// before its own rounding to bf16, which adds half an ulp: one bf16 ulp of |y| plus that.
+// roundings: how many times the result may have been rounded to bf16 (LibTorch rounds x w^T, then
+// the sum with the bias: 2 ulps; the kernel rounds once).
+void expect_close(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, const torch::Tensor& got,
+                  double roundings = 1) {
+  const auto xd = x.to(torch::kFloat64), wd = w.to(torch::kFloat64);
+  auto exact = torch::matmul(xd, wd.t());
+  if (b.defined()) exact = exact + b.to(torch::kFloat64);
+  const auto magnitude = torch::matmul(xd.abs(), wd.abs().t());
+  const int64_t K = x.size(1);
+  const auto g = got.to(torch::kFloat64);
+  for (int64_t i = 0; i < exact.size(0); ++i)
+    for (int64_t n = 0; n < exact.size(1); ++n) {
+      const double e = exact[i][n].item<double>(), v = g[i][n].item<double>();
+      const double ulp = std::ldexp(1.0, std::ilogb(std::max(std::abs(e), 1e-30)) - 7);
+      const double bound = roundings * ulp + static_cast<double>(K) * std::ldexp(1.0, -24) * magnitude[i][n].item<double>();
+      ASSERT_LE(std::abs(v - e), bound) << "row " << i << " col " << n << " of [" << x.size(0) << "x" << K << "] x ["
+                                        << w.size(0) << "x" << K << "]^T";
+    }
+}
+
+TEST(Bf16Kernel, MatchesDoubleSumsOnOddShapes) {
+  if (!kernels::bf16_small_matmul_supported()) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
+  torch::Generator g = at::detail::createCPUGenerator(5);
+  for (int64_t m : {1, 2, 3, 5, 8, 9, 15, 16})
+    for (int64_t K : {1, 31, 32, 33, 100, 2048})
+      for (int64_t N : {1, 7, 64, 129}) {
+        const auto x = random_bf16({m, K}, g), w = random_bf16({N, K}, g), b = random_bf16({N}, g);
+        expect_close(x, w, torch::Tensor(), kernel(x, w, torch::Tensor()));
+        expect_close(x, w, b, kernel(x, w, b));
+      }
+}
+
+TEST(Bf16Kernel, RoundsToNearestEvenAndKeepsNonFinite) {
+  if (!kernels::bf16_small_matmul_supported()) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
+  // 1 + 2^-8 lies halfway between the bf16 neighbours 1 and 1 + 2^-7: ties go to the even one, 1.
+  // 1 + 3 * 2^-8 lies halfway between 1 + 2^-7 and 1 + 2^-6: the even one is 1 + 2^-6.
+  auto x = torch::tensor({{1.0f, 1.0f}}).to(torch::kBFloat16);
+  auto w = torch::tensor({{1.0f, std::ldexp(1.0f, -8)}, {1.0f, 3 * std::ldexp(1.0f, -8)}}).to(torch::kBFloat16);
+  auto y = kernel(x, w, torch::Tensor()).to(torch::kFloat32);
+  EXPECT_EQ(y[0][0].item<float>(), 1.0f);
+  EXPECT_EQ(y[0][1].item<float>(), 1.0f + std::ldexp(1.0f, -6));
+  // As LibTorch rounds the same fp32 value.
+  EXPECT_EQ(torch::tensor({1.0f + 3 * std::ldexp(1.0f, -8)}).to(torch::kBFloat16).item<float>(), y[0][1].item<float>());
+  const float inf = std::numeric_limits<float>::infinity();
+  x = torch::tensor({{inf, 1.0f}}).to(torch::kBFloat16);
+  y = kernel(x, w, torch::Tensor()).to(torch::kFloat32);
+  EXPECT_TRUE(std::isinf(y[0][0].item<float>()));
+  x = torch::tensor({{std::nanf(""), 1.0f}}).to(torch::kBFloat16);
+  EXPECT_TRUE(std::isnan(kernel(x, w, torch::Tensor()).to(torch::kFloat32)[0][1].item<float>()));
+}
+
+TEST(Bf16Kernel, ProjectUsesItOnlyWhereNoGradientFlows) {
+  if (!kernels::bf16_small_matmul_supported()) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
+  torch::Generator g = at::detail::createCPUGenerator(9);
+  const auto w = random_bf16({96, 200}, g), b = random_bf16({96}, g);
+  torch::NoGradGuard no_grad;
+  // Few rows, leading dimensions kept: the kernel's bits exactly.
+  static_assert(kernels::kSmallRows >= 3);
+  const auto x = random_bf16({1, 3, 200}, g);
+  const auto y = project(x, w, b);
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{1, 3, 96}));
+  EXPECT_TRUE(torch::equal(y.reshape({3, 96}), kernel(x.reshape({3, 200}), w, b)));
+  // LibTorch's own product is within its looser bound.
+  expect_close(x.reshape({3, 200}), w, b, torch::nn::functional::linear(x, w, b).reshape({3, 96}), 2);
+  // Many rows: LibTorch's product.
+  const auto big = random_bf16({kernels::kSmallRows + 1, 200}, g);
+  EXPECT_TRUE(torch::equal(project(big, w, b), torch::nn::functional::linear(big, w, b)));
+  // fp32: LibTorch's.
+  const auto xf = x.to(torch::kFloat32), wf = w.to(torch::kFloat32);
+  EXPECT_TRUE(torch::equal(project(xf, wf, torch::Tensor()), torch::nn::functional::linear(xf, wf)));
+}
+
+TEST(Bf16Kernel, GradientsStillFlowThroughProject) {
+  torch::Generator g = at::detail::createCPUGenerator(3);
+  const auto w = random_bf16({8, 40}, g);
+  auto x = random_bf16({1, 40}, g).requires_grad_(true);
+  const auto y = project(x, w, torch::Tensor());
+  ASSERT_TRUE(y.requires_grad());
+  y.to(torch::kFloat32).sum().backward();
+  // d sum(x w^T) / dx = the column sums of w.
+  EXPECT_TRUE(torch::allclose(x.grad().to(torch::kFloat32), w.to(torch::kFloat32).sum(0).unsqueeze(0), 1e-2, 1e-2));
+}
+
+}  // namespace
+}  // namespace c3po::model
