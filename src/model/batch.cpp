@@ -34,6 +34,19 @@ Segment& PackedBatch::add_tokens(const int64_t* tokens, int64_t n, int64_t past,
   return s;
 }
 
+Segment& PackedBatch::add_continuation(const int64_t* tokens, int64_t n, int parent, const std::string& where) {
+  if (parent < 0 || parent >= static_cast<int>(segments.size()))
+    throw Error(where, "parent", fmt::format("expected an earlier segment of the batch (0 to {}), got {}",
+                                             static_cast<int>(segments.size()) - 1, parent));
+  const Segment& p = segments[static_cast<std::size_t>(parent)];
+  if (p.past != 0 || p.parent >= 0 || p.cache || p.past_keys)
+    throw Error(where, "parent", fmt::format("segment {} does not start its sequence", parent));
+  const int64_t past = p.length;
+  Segment& s = add_tokens(tokens, n, past, where);
+  s.parent = parent;
+  return s;
+}
+
 Segment& PackedBatch::add_rows(int64_t n, int64_t past, const std::string& where) {
   return add_segment(n, past, where);
 }

@@ -35,6 +35,9 @@ struct Segment {
   const std::vector<torch::Tensor>* past_values = nullptr;
   int past_base = 0;
   KvCache* cache = nullptr;  // instead of past_keys: the keys/values before it, extended in place
+  // Instead of past_keys: an earlier segment of the same batch that this one continues (its
+  // `past` positions), so a shared prompt and its continuations run in one forward.
+  int parent = -1;
   int prompt = 0;            // index of the segment in its batch; what routing hooks call the prompt
 };
 
@@ -48,6 +51,8 @@ class PackedBatch {
   Segment& add_tokens(const std::vector<int64_t>& tokens, int64_t past, const std::string& where) {
     return add_tokens(tokens.data(), static_cast<int64_t>(tokens.size()), past, where);
   }
+  // The n tokens of one sequence that continue segment `parent` of this batch.
+  Segment& add_continuation(const int64_t* tokens, int64_t n, int parent, const std::string& where);
   // n rows that arrive as hidden states (a prefix state's re-run tokens).
   Segment& add_rows(int64_t n, int64_t past, const std::string& where);
 

@@ -73,6 +73,10 @@ torch::Tensor ModelImpl::attention(const LayerWeights& w, int layer, const torch
     if (g.cache) {
       ks = append_in_place(g.cache->keys[layer], g.past, ks);
       vs = append_in_place(g.cache->values[layer], g.past, vs);
+    } else if (g.parent >= 0) {
+      const Segment& p = segs[static_cast<std::size_t>(g.parent)];
+      ks = torch::cat({k.narrow(0, p.offset, p.length).transpose(0, 1), ks}, 1);
+      vs = torch::cat({v.narrow(0, p.offset, p.length).transpose(0, 1), vs}, 1);
     } else if (g.past > 0) {
       ks = torch::cat({(*g.past_keys)[layer - g.past_base], ks}, 1);
       vs = torch::cat({(*g.past_values)[layer - g.past_base], vs}, 1);

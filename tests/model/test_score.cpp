@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "model/engine.h"
+#include "model/impl.h"
 #include "test_util.h"
 
 namespace c3po::model::test {
@@ -149,6 +150,31 @@ TEST_P(Scoring, BadRequestsAreErrors) {
   expect_field({ScoreRequest{{}, {4}}}, "input_ids");
   expect_field({ScoreRequest{{1, -2}, {4}}}, "input_ids");
   EXPECT_TRUE(model->score_continuations(std::vector<std::vector<ScoreRequest>>{}).empty());
+}
+
+// A continuation segment takes its positions after its parent's and refuses a parent that is not
+// an earlier segment starting its own sequence.
+TEST_P(Scoring, ContinuationSegmentsFollowTheirParent) {
+  PackedBatch b(model->config());
+  const std::vector<int64_t> prompt{1, 2, 3}, more{4, 5};
+  b.add_tokens(prompt, 0, "prompt");
+  const Segment& s = b.add_continuation(more.data(), 2, 0, "suffix");
+  EXPECT_EQ(s.parent, 0);
+  EXPECT_EQ(s.past, 3);
+  EXPECT_EQ(s.offset, 3);
+  EXPECT_EQ(b.positions, (std::vector<int64_t>{0, 1, 2, 3, 4}));
+  auto expect_parent_error = [&](int parent) {
+    try {
+      b.add_continuation(more.data(), 2, parent, "bad");
+      FAIL() << "accepted parent " << parent;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.field(), "parent") << e.what();
+    }
+  };
+  expect_parent_error(-1);
+  expect_parent_error(2);
+  expect_parent_error(1);  // itself a continuation
+  EXPECT_EQ(b.segments.size(), 2u);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, Scoring, ::testing::ValuesIn(architectures()),
