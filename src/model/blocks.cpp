@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 
@@ -17,33 +18,31 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 
 namespace {
 
-// The few-rows bf16 kernel applies where no gradient flows (decoding, prefill experts with few
-// tokens, the tail's forward-only passes); C3PO_NO_BF16_KERNEL=1 turns it off to compare.
+// The few-rows bf16 kernel applies to bf16 products of at most kernels::kSmallRows rows where no
+// gradient reaches the weights (decoding, experts with few tokens, the re-mix tail forward and
+// backward); C3PO_NO_BF16_KERNEL=1 turns it off to compare.
 bool small_kernel_applies(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   static const bool enabled = kernels::bf16_small_matmul_supported() && !std::getenv("C3PO_NO_BF16_KERNEL");
   if (!enabled || x.scalar_type() != torch::kBFloat16 || w.scalar_type() != torch::kBFloat16 || w.dim() != 2 ||
       !x.device().is_cpu() || !w.is_contiguous() || (b.defined() && (b.scalar_type() != torch::kBFloat16 || !b.is_contiguous())))
     return false;
-  if (torch::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad() || (b.defined() && b.requires_grad())))
-    return false;
+  if (torch::GradMode::is_enabled() && (w.requires_grad() || (b.defined() && b.requires_grad()))) return false;
   const int64_t K = w.size(1);
   if (x.dim() < 1 || x.size(-1) != K || K == 0) return false;
   const int64_t rows = x.numel() / K;
   return rows >= 1 && rows <= kernels::kSmallRows;
 }
 
-}  // namespace
+const uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
-torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  if (!small_kernel_applies(x, w, b)) return torch::nn::functional::linear(x, w, b);
+// y = x w^T + b.
+torch::Tensor small_project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   const int64_t K = w.size(1), N = w.size(0), rows = x.numel() / K;
   // x's rows padded to a stride of K + 32 (see bf16_small_matmul).
   auto xc = torch::empty({rows, K + 32}, x.options()).narrow(1, 0, K);
   xc.copy_(x.reshape({rows, K}));
   auto y = torch::empty({rows, N}, x.options());
-  const auto* xp = reinterpret_cast<const uint16_t*>(xc.data_ptr<at::BFloat16>());
-  const auto* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
-  const auto* bp = b.defined() ? reinterpret_cast<const uint16_t*>(b.data_ptr<at::BFloat16>()) : nullptr;
+  const uint16_t *xp = bits(xc), *wp = bits(w), *bp = b.defined() ? bits(b) : nullptr;
   auto* yp = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
   at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) {
     kernels::bf16_small_matmul(xp, K + 32, rows, K, wp, bp, yp, N, n0, n1);
@@ -51,6 +50,49 @@ torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torc
   auto shape = x.sizes().vec();
   shape.back() = N;
   return y.view(shape);
+}
+
+// The gradient of x: g w, summed in fp32 (one partial sum per thread over its rows of w) and
+// rounded to bf16 once.
+torch::Tensor small_project_input_grad(const torch::Tensor& g, const torch::Tensor& w) {
+  const int64_t N = w.size(0), K = w.size(1), rows = g.numel() / N;
+  const auto gc = g.reshape({rows, N}).contiguous();
+  const int64_t parts = std::clamp<int64_t>(N / 64, 1, at::get_num_threads());
+  auto acc = torch::zeros({parts, rows, K}, torch::kFloat32);
+  const uint16_t *gp = bits(gc), *wp = bits(w);
+  float* ap = acc.data_ptr<float>();
+  at::parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p)
+      kernels::bf16_small_matmul_nn(gp, rows, N, wp, K, N * p / parts, N * (p + 1) / parts, ap + p * rows * K);
+  });
+  auto shape = g.sizes().vec();
+  shape.back() = K;
+  return (parts == 1 ? acc[0] : acc.sum(0)).to(torch::kBFloat16).view(shape);
+}
+
+// The kernel under autograd, for a gradient that flows to x only (the weights are constants).
+struct SmallProjection : torch::autograd::Function<SmallProjection> {
+  // b by pointer: autograd refuses undefined tensors as inputs.
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
+                               const torch::Tensor* b) {
+    ctx->save_for_backward({w});
+    return small_project(x, w, *b);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto w = ctx->get_saved_variables()[0];
+    torch::Tensor gx;
+    if (grads[0].defined()) gx = small_project_input_grad(grads[0].to(torch::kBFloat16), w);
+    return {gx, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  if (!small_kernel_applies(x, w, b)) return torch::nn::functional::linear(x, w, b);
+  if (torch::GradMode::is_enabled() && x.requires_grad()) return SmallProjection::apply(x, w, &b);
+  return small_project(x, w, b);
 }
 
 torch::Tensor SwiGlu::operator()(const torch::Tensor& x) const {

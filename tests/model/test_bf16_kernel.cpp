@@ -1,6 +1,6 @@
 // The few-rows bf16 kernel (src/model/kernels/bf16_matmul.*) against sums in double of the same
-// bf16 inputs, on odd shapes, and the dispatch in project(): where it applies and where LibTorch
-// (and autograd) keep the work.
+// bf16 inputs, on odd shapes, forward and the gradient of the input, and the dispatch in project():
+// where it applies and where LibTorch (and autograd) keep the work.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -104,15 +104,39 @@ TEST(Bf16Kernel, ProjectUsesItOnlyWhereNoGradientFlows) {
   EXPECT_TRUE(torch::equal(project(xf, wf, torch::Tensor()), torch::nn::functional::linear(xf, wf)));
 }
 
+// Under autograd with constant weights (the re-mix tail): the forward is the kernel's, and the
+// gradient of x, g w, is within the same bound of its double sum (N products per value).
+TEST(Bf16Kernel, InputGradientMatchesDoubleSumsOnOddShapes) {
+  if (!kernels::bf16_small_matmul_supported()) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
+  torch::Generator gen = at::detail::createCPUGenerator(11);
+  for (int64_t m = 1; m <= kernels::kSmallRows; ++m)
+    for (int64_t K : {1, 17, 33, 2048})
+      for (int64_t N : {1, 7, 64, 129, 1000}) {
+        const auto w = random_bf16({N, K}, gen), b = random_bf16({N}, gen), g = random_bf16({m, N}, gen);
+        const auto x0 = random_bf16({m, K}, gen);
+        auto x = x0.clone().requires_grad_(true);
+        const auto y = project(x, w, b);
+        ASSERT_TRUE(y.requires_grad());
+        EXPECT_TRUE(torch::equal(y.detach(), kernel(x0, w, b)));
+        y.backward(g);
+        expect_close(g, w.t().contiguous(), torch::Tensor(), x.grad());
+      }
+}
+
 TEST(Bf16Kernel, GradientsStillFlowThroughProject) {
   torch::Generator g = at::detail::createCPUGenerator(3);
-  const auto w = random_bf16({8, 40}, g);
+  auto w = random_bf16({8, 40}, g);
   auto x = random_bf16({1, 40}, g).requires_grad_(true);
   const auto y = project(x, w, torch::Tensor());
   ASSERT_TRUE(y.requires_grad());
   y.to(torch::kFloat32).sum().backward();
   // d sum(x w^T) / dx = the column sums of w.
   EXPECT_TRUE(torch::allclose(x.grad().to(torch::kFloat32), w.to(torch::kFloat32).sum(0).unsqueeze(0), 1e-2, 1e-2));
+  // Weights that want a gradient get it (from LibTorch): d sum / dw = x in every row.
+  w.requires_grad_(true);
+  project(x.detach(), w, torch::Tensor()).to(torch::kFloat32).sum().backward();
+  ASSERT_TRUE(w.grad().defined());
+  EXPECT_TRUE(torch::equal(w.grad(), x.detach().expand({8, 40})));
 }
 
 }  // namespace

@@ -28,7 +28,7 @@ uint16_t float_to_bf16(float f) {
 
 #ifdef C3PO_HAVE_AVX512BF16_KERNEL
 
-#define C3PO_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+#define C3PO_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
 // Elements of w (bf16) to prefetch ahead of the loads.
 constexpr int64_t kPrefetchAhead = 512;
@@ -111,13 +111,38 @@ C3PO_TARGET void small_matmul_avx512(const uint16_t* x, int64_t ldx, int64_t m, 
   for (; n < n1; ++n) columns<1>(x, ldx, m, K, w, bias, y, N, n);
 }
 
+// 16 bf16 values widened exactly to fp32.
+C3PO_TARGET inline __m512 load_bf16(const uint16_t* p, __mmask16 mask) {
+  const __m256i h = _mm256_maskz_loadu_epi16(mask, p);
+  // maskz forms: GCC 12's unmasked ones warn about their own undefined operands.
+  return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16));
+}
+
+C3PO_TARGET void small_matmul_nn_avx512(const uint16_t* g, int64_t m, int64_t N, const uint16_t* w, int64_t K,
+                                        int64_t n0, int64_t n1, float* acc) {
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint16_t* wrow = w + n * K;
+    __m512 gv[4];
+    for (int64_t r = 0; r < m; ++r) gv[r] = _mm512_set1_ps(bf16_to_float(g[r * N + n]));
+    for (int64_t k = 0; k < K; k += 16) {
+      if ((k & 31) == 0) _mm_prefetch(reinterpret_cast<const char*>(wrow + k + kPrefetchAhead), _MM_HINT_T0);
+      const __mmask16 mask = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+      const __m512 wv = load_bf16(wrow + k, mask);
+      for (int64_t r = 0; r < m; ++r) {
+        float* a = acc + r * K + k;
+        _mm512_mask_storeu_ps(a, mask, _mm512_fmadd_ps(gv[r], wv, _mm512_maskz_loadu_ps(mask, a)));
+      }
+    }
+  }
+}
+
 #endif
 
 }  // namespace
 
 bool bf16_small_matmul_supported() {
 #ifdef C3PO_HAVE_AVX512BF16_KERNEL
-  static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+  static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
                                 __builtin_cpu_supports("avx512bf16");
   return supported;
 #else
@@ -131,6 +156,15 @@ void bf16_small_matmul(const uint16_t* x, int64_t ldx, int64_t m, int64_t K, con
   small_matmul_avx512(x, ldx, m, K, w, bias, y, N, n0, n1);
 #else
   (void)x, (void)ldx, (void)m, (void)K, (void)w, (void)bias, (void)y, (void)N, (void)n0, (void)n1;
+#endif
+}
+
+void bf16_small_matmul_nn(const uint16_t* g, int64_t m, int64_t N, const uint16_t* w, int64_t K, int64_t n0,
+                          int64_t n1, float* acc) {
+#ifdef C3PO_HAVE_AVX512BF16_KERNEL
+  small_matmul_nn_avx512(g, m, N, w, K, n0, n1, acc);
+#else
+  (void)g, (void)m, (void)N, (void)w, (void)K, (void)n0, (void)n1, (void)acc;
 #endif
 }
 

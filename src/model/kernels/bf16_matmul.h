@@ -23,4 +23,10 @@ bool bf16_small_matmul_supported();
 void bf16_small_matmul(const uint16_t* x, int64_t ldx, int64_t m, int64_t K, const uint16_t* w, const uint16_t* bias, uint16_t* y,
                        int64_t N, int64_t n0, int64_t n1);
 
+// The gradient of x in y = x w^T: adds g[:, n0:n1] w[n0:n1, :] to acc [m, K] (fp32, row stride K),
+// with g [m, N] and w [N, K] in bf16. Each row of w is read once, whole; callers give threads
+// disjoint ranges of n and their own acc, then add the acc.
+void bf16_small_matmul_nn(const uint16_t* g, int64_t m, int64_t N, const uint16_t* w, int64_t K, int64_t n0,
+                          int64_t n1, float* acc);
+
 }  // namespace c3po::model::kernels
