@@ -75,7 +75,10 @@ std::string CriticalLayers::to_string() const {
     case Rule::All: return "all";
     case Rule::List: {
       std::string s;
-      for (std::size_t i = 0; i < list.size(); ++i) s += (i ? "," : "") + std::to_string(list[i]);
+      for (std::size_t i = 0; i < list.size(); ++i) {
+        if (i) s += ',';
+        s += std::to_string(list[i]);
+      }
       return s;
     }
   }

@@ -81,7 +81,9 @@ void compare_with(const std::string& dump, bool sampled) {
   }
   // The only items Python renders and c3po refuses: knowref_test.json #237 and #476.
   for (const auto& m : missing) EXPECT_EQ(m.rfind("knowref/knowref_test.json ", 0), 0u) << m;
-  if (!sampled) EXPECT_EQ(missing.size(), 2u);
+  if (!sampled) {
+    EXPECT_EQ(missing.size(), 2u);
+  }
   EXPECT_EQ(compared + missing.size(), lines);
 }
 

@@ -127,7 +127,7 @@ TEST(EvalCli, NonFiniteRemixFlagsAreRefused) {
 
 // A negative count is refused, not read as 2^64 - 1 ("run everything").
 TEST(EvalCli, NegativeCountsAreRefused) {
-  for (const std::string args : {"eval " + model_and_arc() + " --limit -1", "eval " + model_and_arc() + " --batch -2",
+  for (const std::string& args : {"eval " + model_and_arc() + " --limit -1", "eval " + model_and_arc() + " --batch -2",
                                  std::string("demo --limit -1"), std::string("demo --reference-limit -5")}) {
     const auto r = run_c3po(args);
     EXPECT_NE(r.code, 0) << args;
