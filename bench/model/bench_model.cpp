@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   for (bool through_project : {false, true})
     benchmark::RegisterBenchmark(through_project ? "expert_projection/project" : "expert_projection/libtorch",
                                  [through_project](benchmark::State& s) { expert_projection(s, through_project); })
-        ->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Arg(24)->Arg(32)->UseRealTime();
+        ->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Arg(24)->Arg(32)->Arg(64)->UseRealTime();
   double weight_bytes = 0;
   auto model = c3po::bench::olmoe_model(layer_sets, &weight_bytes);
   std::fprintf(stderr, "threads %d, %lld distinct layers, weights %.2f GiB, after build VmHWM %.2f GiB\n",

@@ -55,9 +55,10 @@ void expect_close(const torch::Tensor& x, const torch::Tensor& w, const torch::T
 TEST(Bf16Kernel, MatchesDoubleSumsOnOddShapes) {
   if (!kernels::bf16_small_matmul_supported()) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
   torch::Generator g = at::detail::createCPUGenerator(5);
-  for (int64_t m : {1, 2, 3, 5, 8, 9, 15, 16})
+  // Blocks of 4 and 6 columns, of 1, 2 and 4 rows, and the prefetch of the next block of w.
+  for (int64_t m : {1, 2, 3, 5, 8, 9, 15, 16, 33})
     for (int64_t K : {1, 31, 32, 33, 100, 2048})
-      for (int64_t N : {1, 7, 64, 129}) {
+      for (int64_t N : {1, 7, 13, 64, 129}) {
         const auto x = random_bf16({m, K}, g), w = random_bf16({N, K}, g), b = random_bf16({N}, g);
         expect_close(x, w, torch::Tensor(), kernel(x, w, torch::Tensor()));
         expect_close(x, w, b, kernel(x, w, b));
@@ -121,6 +122,27 @@ TEST(Bf16Kernel, InputGradientMatchesDoubleSumsOnOddShapes) {
         y.backward(g);
         expect_close(g, w.t().contiguous(), torch::Tensor(), x.grad());
       }
+}
+
+// The weighted sum of the experts' outputs rounds as LibTorch's bf16 index_add_ of the bf16
+// products does: each product, then each sum, in assignment order (rows repeat).
+TEST(Bf16Kernel, WeightedScatterAddRoundsAsIndexAdd) {
+  if (!kernels::bf16_small_matmul_supported()) GTEST_SKIP() << "this CPU has no AVX-512 BF16";
+  torch::Generator g = at::detail::createCPUGenerator(13);
+  for (int64_t N : {1, 15, 16, 17, 100}) {
+    const int64_t A = 40, R = 7;
+    const auto y = random_bf16({A, N}, g);
+    const auto rows = torch::randint(R, {A}, g, torch::kInt64);
+    const auto weights = torch::rand({A}, g, torch::kFloat32).to(torch::kBFloat16);
+    const auto want = torch::zeros({R, N}, torch::kBFloat16).index_add_(0, rows, y * weights.unsqueeze(1));
+    auto got = torch::zeros({R, N}, torch::kBFloat16);
+    const auto wf = weights.to(torch::kFloat32);
+    const int64_t cut = N / 2;
+    for (auto [n0, n1] : {std::pair<int64_t, int64_t>{0, cut}, {cut, N}})
+      kernels::bf16_weighted_scatter_add(reinterpret_cast<const uint16_t*>(y.data_ptr<at::BFloat16>()), N, rows.data_ptr<int64_t>(),
+                                         wf.data_ptr<float>(), A, reinterpret_cast<uint16_t*>(got.data_ptr<at::BFloat16>()), N, n0, n1);
+    EXPECT_TRUE(torch::equal(got, want)) << "N = " << N;
+  }
 }
 
 TEST(Bf16Kernel, GradientsStillFlowThroughProject) {

@@ -29,4 +29,10 @@ void bf16_small_matmul(const uint16_t* x, int64_t ldx, int64_t m, int64_t K, con
 void bf16_small_matmul_nn(const uint16_t* g, int64_t m, int64_t N, const uint16_t* w, int64_t K, int64_t n0,
                           int64_t n1, float* acc);
 
+// out[rows[a], n] += bf16(y[a, n] * weights[a]) for a = 0, 1, ..., count - 1 in that order and
+// columns [n0, n1), each product and each sum rounded to bf16 as LibTorch's bf16 index_add_ of the
+// bf16 products rounds them (weights: bf16 values as float). y row stride ldy, out row stride ldo.
+void bf16_weighted_scatter_add(const uint16_t* y, int64_t ldy, const int64_t* rows, const float* weights, int64_t count,
+                               uint16_t* out, int64_t ldo, int64_t n0, int64_t n1);
+
 }  // namespace c3po::model::kernels
