@@ -42,8 +42,18 @@ struct Assignments {
   torch::Tensor weights;  // [A] float32
 };
 
+// Buffers that run_experts reuses from one layer to the next within a forward pass: allocating
+// them per layer costs page faults on every layer (the allocator returns large blocks to the
+// system when they are freed).
+struct ExpertScratch {
+  torch::Tensor rows, gate, up;
+};
+
 // sum_a weights[a] * expert[experts[a]](x[rows[a]]) for x [N, H]: the tokens routed to each
-// expert are gathered and run through it in one matmul per active expert.
-torch::Tensor run_experts(const torch::Tensor& x, const std::vector<SwiGlu>& experts, const Assignments& a);
+// expert are gathered and run through it in one matmul per active expert. In bf16 inference on
+// CPUs with AVX-512 BF16, experts that receive few tokens run through the few-rows kernel, all of
+// them in one parallel section per projection kind; `scratch` (optional) keeps its buffers.
+torch::Tensor run_experts(const torch::Tensor& x, const std::vector<SwiGlu>& experts, const Assignments& a,
+                          ExpertScratch* scratch = nullptr);
 
 }  // namespace c3po::model

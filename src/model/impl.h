@@ -108,7 +108,7 @@ class ModelImpl {
   torch::Tensor attention(const LayerWeights& w, int layer, const torch::Tensor& h, const torch::Tensor& cos,
                           const torch::Tensor& sin, const std::vector<Segment>& segs, const KvSink& on_kv) const;
   torch::Tensor moe(const LayerWeights& w, const torch::Tensor& h, const std::vector<Segment>& segs,
-                    RoutingHook& hook) const;
+                    RoutingHook& hook, ExpertScratch& scratch) const;
   // Final norm and LM head, only the given vocabulary rows (empty: all); float32.
   torch::Tensor head(const torch::Tensor& x, const std::vector<int64_t>& vocab_rows) const;
   void check_route(const RouteOverride& r, const std::string& where) const;

@@ -30,12 +30,13 @@ torch::Tensor ModelImpl::run(torch::Tensor x, const torch::Tensor& positions, in
                              const std::vector<Segment>& segs, RoutingHook& hook, const KvSink& on_kv,
                              const LayerObserver& on_input) const {
   auto [cos, sin] = rope.tables(positions, st);
+  ExpertScratch scratch;
   for (int l = first_layer; l < cfg.num_layers; ++l) {
     const LayerWeights& w = layers[l];
     if (on_input) on_input(l, x);
     x = x + attention(w, l, rms_norm(x, w.attn_norm, cfg.rms_norm_eps), cos, sin, segs, on_kv);
     auto h = rms_norm(x, w.mlp_norm, cfg.rms_norm_eps);
-    x = x + (w.moe_index >= 0 ? moe(w, h, segs, hook) : w.dense(h));
+    x = x + (w.moe_index >= 0 ? moe(w, h, segs, hook, scratch) : w.dense(h));
   }
   if (on_input) on_input(static_cast<int>(cfg.num_layers), x);
   return x;
@@ -88,10 +89,10 @@ torch::Tensor ModelImpl::attention(const LayerWeights& w, int layer, const torch
 }
 
 torch::Tensor ModelImpl::moe(const LayerWeights& w, const torch::Tensor& h, const std::vector<Segment>& segs,
-                             RoutingHook& hook) const {
+                             RoutingHook& hook, ExpertScratch& scratch) const {
   const auto probs = torch::softmax(project(h, w.router).to(torch::kFloat32), -1);  // [N, E]
   const RoutingDecision routing = route_rows(cfg, probs, segs, w.moe_index, hook);
-  auto out = run_experts(h, w.experts, routing.assignments);
+  auto out = run_experts(h, w.experts, routing.assignments, &scratch);
   if (w.shared.defined()) {
     auto sh = w.shared(h);
     if (w.shared_gate.defined()) sh = torch::sigmoid(project(h, w.shared_gate)) * sh;
