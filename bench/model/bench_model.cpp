@@ -9,6 +9,7 @@
 // the same work and memory traffic per token, for machines where 13 GB are not free. Peak memory is
 // then compared with the bytes of the distinct weights.
 #include <benchmark/benchmark.h>
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <string>
@@ -17,6 +18,7 @@
 #include "common/olmoe_shape.h"
 #include "model/blocks.h"
 #include "model/engine.h"
+#include "model/kernels/bf16_matmul.h"
 #include "model/threads.h"
 
 namespace {
@@ -77,19 +79,39 @@ void matmul_bf16(benchmark::State& state) {
       benchmark::Counter(2.0 * m * k * n * state.iterations() / 1e9, benchmark::Counter::kIsRate);
 }
 
-// One expert's projection [1024 x 2048] on m rows, through LibTorch or through project() (the
-// few-rows kernel where it applies), cycling over 64 weight matrices (256 MiB) so that the weights
-// come from memory as in a forward pass.
-void expert_projection(benchmark::State& state, bool through_project) {
+// One expert's projection [1024 x 2048] on m rows, through LibTorch, through project() (the
+// few-rows kernel where it applies) or through the kernel at any m (as the grouped experts call
+// it: columns split among the threads, rows padded to a stride of K + 32), cycling over 64 weight
+// matrices (256 MiB) so that the weights come from memory as in a forward pass.
+enum class Path { LibTorch, Project, Kernel };
+void expert_projection(benchmark::State& state, Path path) {
   const int64_t m = state.range(0), k = 2048, n = 1024, ring = 64;
+  if (path == Path::Kernel && !c3po::model::kernels::bf16_small_matmul_supported()) {
+    state.SkipWithError("this CPU has no AVX-512 BF16");
+    return;
+  }
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> weights;
   for (int64_t i = 0; i < ring; ++i) weights.push_back(torch::randn({n, k}, torch::kBFloat16));
   auto a = torch::randn({m, k}, torch::kBFloat16);
+  auto padded = torch::empty({m, k + 32}, torch::kBFloat16).narrow(1, 0, k);
+  padded.copy_(a);
+  auto out = torch::empty({m, n}, torch::kBFloat16);
+  auto bits = [](const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); };
   int64_t i = 0;
   for (auto _ : state) {
     const auto& w = weights[static_cast<size_t>(i++ % ring)];
-    auto c = through_project ? c3po::model::project(a, w, torch::Tensor()) : torch::nn::functional::linear(a, w);
+    if (path == Path::Kernel) {
+      const int64_t parts = torch::get_num_threads();
+      at::parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
+        for (int64_t p = p0; p < p1; ++p)
+          c3po::model::kernels::bf16_small_matmul(bits(padded), k + 32, m, k, bits(w), nullptr, bits(out), n, n * p / parts / 6 * 6,
+                                                  p + 1 == parts ? n : n * (p + 1) / parts / 6 * 6);
+      });
+      benchmark::DoNotOptimize(out.data_ptr());
+      continue;
+    }
+    auto c = path == Path::Project ? c3po::model::project(a, w, torch::Tensor()) : torch::nn::functional::linear(a, w);
     benchmark::DoNotOptimize(c.data_ptr());
   }
   state.counters["GFLOPs"] =
@@ -112,10 +134,9 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   c3po::model::set_compute_threads(0);
   benchmark::RegisterBenchmark("matmul_bf16_2048x1024", matmul_bf16)->Arg(1)->Arg(32)->Arg(256)->UseRealTime();
-  for (bool through_project : {false, true})
-    benchmark::RegisterBenchmark(through_project ? "expert_projection/project" : "expert_projection/libtorch",
-                                 [through_project](benchmark::State& s) { expert_projection(s, through_project); })
-        ->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Arg(24)->Arg(32)->Arg(64)->UseRealTime();
+  for (auto [path, name] : {std::pair{Path::LibTorch, "libtorch"}, {Path::Project, "project"}, {Path::Kernel, "kernel"}})
+    benchmark::RegisterBenchmark((std::string("expert_projection/") + name).c_str(), [path = path](benchmark::State& s) { expert_projection(s, path); })
+        ->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(12)->Arg(16)->Arg(24)->Arg(32)->Arg(48)->Arg(64)->UseRealTime();
   double weight_bytes = 0;
   auto model = c3po::bench::olmoe_model(layer_sets, &weight_bytes);
   std::fprintf(stderr, "threads %d, %lld distinct layers, weights %.2f GiB, after build VmHWM %.2f GiB\n",
